@@ -1,0 +1,531 @@
+//! Typed configuration: defaults → TOML file → `SANDPIT_SECTION__KEY` environment → `*_file`
+//! variants for every secret. [`Config::load`] does the layering; [`DEFAULT_CONFIG_TOML`] is the
+//! commented file `sandpit config default` prints (a test keeps it equal to the defaults).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys the environment may set. Other `SANDPIT_*` variables (for example the test
+/// tooling's `SANDPIT_TEST_PG_URL`) are not configuration and are ignored.
+const SECTIONS: &[&str] = &["data_dir", "server", "database", "auth", "rate_limit", "log"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where sandpit keeps its SQLite database and generated signing secret.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// The address users reach sandpit at. OAuth redirect URIs are built from it, and cookies are
+    /// marked `Secure` when it is `https://`. Empty: derived from `bind`.
+    pub public_url: String,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+    /// Origins allowed to call the API from another site (CORS), e.g. `https://app.example.com`.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` or `postgres://user@host/db`. Empty: SQLite in `data_dir`.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub url: Option<SecretString>,
+    /// Read the URL (it may hold a password) from this file instead.
+    pub url_file: Option<PathBuf>,
+    pub max_connections: u32,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Key that signs cookies such as the OAuth state; at least 32 bytes. Empty: generated on
+    /// first start and kept in `data_dir/secret.key`.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub secret: Option<SecretString>,
+    pub secret_file: Option<PathBuf>,
+    /// Lifetime of a sign-in (cookie and session token), in hours.
+    pub session_ttl_hours: u64,
+    /// Name of the session cookie.
+    pub cookie_name: String,
+    /// Whether anyone may create an account through `POST /api/v1/auth/signup`.
+    pub allow_signup: bool,
+    pub github: GithubConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubConfig {
+    /// GitHub sign-in is enabled when both the client id and secret are set.
+    pub client_id: String,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_url: String,
+    /// Where the browser goes after a successful GitHub sign-in.
+    pub redirect_after_login: String,
+    /// Timeout for each call to GitHub, in seconds.
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sign-up, login and GitHub sign-in requests per minute per client address.
+    pub auth_per_minute: u32,
+    /// Other API requests per minute per user (per client address when not signed in).
+    pub api_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `auto` (JSON unless stdout is a terminal), `json` or `pretty`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `sandpit_server=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("sandpit-data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            public_url: String::new(),
+            body_limit_bytes: 1024 * 1024,
+            trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 8,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            session_ttl_hours: 24 * 7,
+            cookie_name: "sandpit_session".into(),
+            allow_signup: true,
+            github: GithubConfig::default(),
+        }
+    }
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            authorize_url: "https://github.com/login/oauth/authorize".into(),
+            token_url: "https://github.com/login/oauth/access_token".into(),
+            api_url: "https://api.github.com".into(),
+            redirect_after_login: "/".into(),
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            auth_per_minute: 10,
+            api_per_minute: 600,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Secrets are never written back out (the default config has none, and `Debug` redacts them).
+fn serialize_secret_opt<S: serde::Serializer>(
+    _: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("{key} and {key}_file are both set; set one")]
+    BothSecretSources { key: &'static str },
+    #[error("cannot read {key}_file {path}")]
+    ReadSecretFile {
+        key: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: {problem}")]
+    Invalid {
+        key: &'static str,
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Layers defaults, the TOML file (if given), and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("SANDPIT_"))
+    }
+
+    /// Like [`Config::load`] with an explicit environment provider (tests pass a fixed one).
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = env.split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(top))
+        });
+        let mut config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.resolve_secret_files()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        resolve_secret(
+            "database.url",
+            &mut self.database.url,
+            &self.database.url_file,
+        )?;
+        resolve_secret("auth.secret", &mut self.auth.secret, &self.auth.secret_file)?;
+        resolve_secret(
+            "auth.github.client_secret",
+            &mut self.auth.github.client_secret,
+            &self.auth.github.client_secret_file,
+        )?;
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| ConfigError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        if let Some(secret) = &self.auth.secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(invalid("auth.secret", "must be at least 32 bytes"));
+        }
+        if self.auth.session_ttl_hours == 0 {
+            return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
+        }
+        if self.rate_limit.auth_per_minute == 0 || self.rate_limit.api_per_minute == 0 {
+            return Err(invalid("rate_limit", "limits must be at least 1 per minute"));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(invalid("server.body_limit_bytes", "must be at least 1024"));
+        }
+        if !self.server.public_url.is_empty() {
+            url::Url::parse(&self.server.public_url)
+                .map_err(|e| invalid("server.public_url", &e.to_string()))?;
+        }
+        for origin in &self.server.cors_allowed_origins {
+            axum::http::HeaderValue::from_str(origin)
+                .map_err(|_| invalid("server.cors_allowed_origins", "not a valid origin"))?;
+        }
+        if !self.auth.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(invalid("auth.cookie_name", "use letters, digits and _"));
+        }
+        let gh = &self.auth.github;
+        for (key, value) in [
+            ("auth.github.authorize_url", &gh.authorize_url),
+            ("auth.github.token_url", &gh.token_url),
+            ("auth.github.api_url", &gh.api_url),
+        ] {
+            url::Url::parse(value).map_err(|e| invalid(key, &e.to_string()))?;
+        }
+        if !gh.redirect_after_login.starts_with('/') || gh.redirect_after_login.starts_with("//") {
+            return Err(invalid(
+                "auth.github.redirect_after_login",
+                "must be a path on this site, such as /",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The database URL, defaulting to SQLite inside the data directory.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database.url {
+            Some(url) if !url.expose_secret().is_empty() => url.clone(),
+            _ => SecretString::from(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sandpit.db").display()
+            )),
+        }
+    }
+
+    /// Whether GitHub sign-in is configured.
+    pub fn github_enabled(&self) -> bool {
+        !self.auth.github.client_id.is_empty()
+            && self
+                .auth
+                .github
+                .client_secret
+                .as_ref()
+                .is_some_and(|s| !s.expose_secret().is_empty())
+    }
+}
+
+fn resolve_secret(
+    key: &'static str,
+    value: &mut Option<SecretString>,
+    file: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    let Some(path) = file else { return Ok(()) };
+    if value.as_ref().is_some_and(|v| !v.expose_secret().is_empty()) {
+        return Err(ConfigError::BothSecretSources { key });
+    }
+    let content = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadSecretFile {
+        key,
+        path: path.clone(),
+        source,
+    })?;
+    *value = Some(SecretString::from(content.trim_end_matches(['\n', '\r']).to_owned()));
+    Ok(())
+}
+
+/// The commented default configuration printed by `sandpit config default`.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# sandpit configuration. Every key is optional; these are the defaults.
+# Precedence: defaults < this file (--config or SANDPIT_CONFIG) < environment variables named
+# SANDPIT_<SECTION>__<KEY> (e.g. SANDPIT_SERVER__BIND, SANDPIT_AUTH__GITHUB__CLIENT_ID).
+# Every secret also has a *_file variant (e.g. SANDPIT_AUTH__SECRET_FILE=/run/secrets/key).
+
+# Where the SQLite database and the generated signing secret live.
+data_dir = "sandpit-data"
+
+[server]
+# Address to listen on (port 0 picks a free port).
+bind = "127.0.0.1:8000"
+# The address users reach sandpit at; OAuth redirect URIs are built from it and cookies are
+# marked Secure when it starts with https://. Empty: http://<bind>.
+public_url = ""
+# Largest accepted request body, in bytes.
+body_limit_bytes = 1048576
+# Take the client address from X-Forwarded-For (only when behind your own reverse proxy).
+trust_forwarded_for = false
+# Other sites allowed to call the API from a browser (CORS), e.g. ["https://app.example.com"].
+cors_allowed_origins = []
+# Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+shutdown_grace_seconds = 10
+
+[database]
+# sqlite://path?mode=rwc or postgres://user:password@host/db. Empty: SQLite in data_dir.
+# url = ""
+# url_file = "/run/secrets/database_url"
+max_connections = 8
+# Apply pending migrations when `serve` starts (`sandpit migrate` does it explicitly).
+migrate_on_start = true
+
+[auth]
+# Signing key (at least 32 bytes). Empty: generated on first start into data_dir/secret.key.
+# secret = ""
+# secret_file = "/run/secrets/sandpit_secret"
+# Lifetime of a sign-in, in hours.
+session_ttl_hours = 168
+cookie_name = "sandpit_session"
+# Whether anyone may create an account with POST /api/v1/auth/signup.
+allow_signup = true
+
+[auth.github]
+# GitHub sign-in is enabled when both client_id and client_secret are set.
+# The OAuth app's callback URL is <public_url>/api/v1/auth/github/callback.
+client_id = ""
+# client_secret = ""
+# client_secret_file = "/run/secrets/github_client_secret"
+authorize_url = "https://github.com/login/oauth/authorize"
+token_url = "https://github.com/login/oauth/access_token"
+api_url = "https://api.github.com"
+# Where the browser lands after signing in with GitHub.
+redirect_after_login = "/"
+# Timeout for each call to GitHub, in seconds.
+timeout_seconds = 10
+
+[rate_limit]
+# Sign-up, login and GitHub sign-in requests per minute per client address.
+auth_per_minute = 10
+# Other API requests per minute per user (per client address when not signed in).
+api_per_minute = 600
+
+[log]
+# auto (JSON unless stdout is a terminal), json or pretty.
+format = "auto"
+# A tracing filter such as "info" or "sandpit_server=debug,info"; RUST_LOG overrides it.
+level = "info"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_equals_defaults() {
+        let from_file: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(DEFAULT_CONFIG_TOML))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(Config::default()).unwrap()
+        );
+        // And the file really sets the keys rather than leaning on the defaults.
+        let parsed: toml::Table = toml::from_str(DEFAULT_CONFIG_TOML).unwrap();
+        assert_eq!(parsed["server"]["bind"].as_str(), Some("127.0.0.1:8000"));
+        assert_eq!(parsed["rate_limit"]["auth_per_minute"].as_integer(), Some(10));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_ignores_foreign_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sandpit.toml",
+                "[server]\nbind = \"127.0.0.1:9000\"\n[rate_limit]\napi_per_minute = 5\n",
+            )?;
+            jail.set_env("SANDPIT_RATE_LIMIT__API_PER_MINUTE", "7");
+            jail.set_env("SANDPIT_AUTH__GITHUB__CLIENT_ID", "abc");
+            jail.set_env("SANDPIT_TEST_PG_URL", "postgres://ignored");
+            let config = Config::load_from(
+                Some(Path::new("sandpit.toml")),
+                Env::prefixed("SANDPIT_"),
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(config.server.bind.port(), 9000);
+            assert_eq!(config.rate_limit.api_per_minute, 7);
+            assert_eq!(config.auth.github.client_id, "abc");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_files_are_read_and_conflicts_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gh", "s3cret\n")?;
+            jail.set_env("SANDPIT_AUTH__GITHUB__CLIENT_ID", "id");
+            jail.set_env("SANDPIT_AUTH__GITHUB__CLIENT_SECRET_FILE", "gh");
+            let config =
+                Config::load_from(None, Env::prefixed("SANDPIT_")).map_err(|e| e.to_string())?;
+            let secret = config.auth.github.client_secret.as_ref().unwrap();
+            assert_eq!(secret.expose_secret(), "s3cret");
+            assert!(config.github_enabled());
+            assert!(!format!("{config:?}").contains("s3cret"), "Debug must redact");
+
+            jail.set_env("SANDPIT_AUTH__GITHUB__CLIENT_SECRET", "other");
+            let err = Config::load_from(None, Env::prefixed("SANDPIT_")).unwrap_err();
+            assert!(err.to_string().contains("both set"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_typos_and_bad_values() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SANDPIT_SERVER__BINDD", "127.0.0.1:1");
+            assert!(Config::load_from(None, Env::prefixed("SANDPIT_")).is_err());
+            jail.clear_env();
+            jail.set_env("SANDPIT_AUTH__SECRET", "short");
+            let err = Config::load_from(None, Env::prefixed("SANDPIT_")).unwrap_err();
+            assert!(err.to_string().contains("auth.secret"), "{err}");
+            Ok(())
+        });
+        let config = env_of_ok(&[("SANDPIT_DATA_DIR", "/tmp/x")]);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert!(
+            config
+                .database_url()
+                .expose_secret()
+                .starts_with("sqlite:///tmp/x/sandpit.db")
+        );
+    }
+
+    fn env_of_ok(pairs: &[(&str, &str)]) -> Config {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (k, v) in pairs {
+                jail.set_env(k, v);
+            }
+            out = Some(
+                Config::load_from(None, Env::prefixed("SANDPIT_")).map_err(|e| e.to_string())?,
+            );
+            Ok(())
+        });
+        out.unwrap()
+    }
+}

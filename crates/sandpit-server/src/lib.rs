@@ -1,0 +1,18 @@
+//! The sandpit server as a library: [`App::build`] from a [`Config`], then
+//! [`App::run_until_stopped`]. The `sandpit` binary is a thin CLI over this; tests build an
+//! `App` on port 0 with their own config and data directory.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod routes;
+mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::{App, open_store};

@@ -1,0 +1,197 @@
+//! The HTTP surface: one module per resource, assembled here with the OpenAPI document and the
+//! cross-cutting layers (request id, tracing, panics, CORS, body limit, metrics, auth, limits).
+
+mod auth;
+mod github;
+mod ops;
+mod tokens;
+mod users;
+pub mod views;
+mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorEnvelope, Json};
+use crate::state::AppState;
+
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sandpit API",
+        description = "Learn and run code in the browser. Every error answers \
+            `{\"error\": {\"code\", \"message\"}}`; authenticate with the session cookie or \
+            `Authorization: Bearer <token>`.",
+    ),
+    modifiers(&Security),
+    components(schemas(ErrorEnvelope)),
+    tags(
+        (name = "auth", description = "Accounts and sign-in"),
+        (name = "tokens", description = "Personal API tokens"),
+        (name = "users", description = "Account administration"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sandpit_session"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every documented route with its handler, split into the router and the OpenAPI document.
+pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
+    let limited = auth::limited_router()
+        .merge(github::router())
+        .route_layer(from_fn_with_state(state.clone(), crate::limits::limit_auth));
+    let api = OpenApiRouter::new()
+        .merge(limited)
+        .merge(auth::router())
+        .merge(tokens::router())
+        .merge(users::router())
+        .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api)
+        .merge(ops::router())
+        .routes(routes!(openapi_json))
+        .routes(routes!(api_docs))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(
+    axum::Extension(doc): axum::Extension<Arc<serde_json::Value>>,
+) -> Json<serde_json::Value> {
+    Json((*doc).clone())
+}
+
+/// Interactive API documentation (works offline).
+#[utoipa::path(get, path = "/api/docs", tag = "operations",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn api_docs() -> Response {
+    web::api_docs().await
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::NotFound("no such API route".into())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on this route"))
+}
+
+fn cors(state: &AppState) -> CorsLayer {
+    let origins: Vec<HeaderValue> = state
+        .config
+        .server
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(3600))
+}
+
+fn request_span(req: &Request) -> Span {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    // The path only: query strings can carry OAuth codes.
+    tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        http.method = %req.method(),
+        http.path = %req.uri().path(),
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (documented, openapi) = documented(&state);
+    let openapi = Arc::new(serde_json::to_value(&openapi).unwrap_or_default());
+    documented
+        .route("/api", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
+        .fallback(web::spa)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(openapi))
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
+        .layer(cors(&state))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _: &Span| {
+                    tracing::info!(
+                        http.status = res.status().as_u16(),
+                        duration_ms = latency.as_secs_f64() * 1000.0,
+                        "request finished"
+                    );
+                })
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The OpenAPI document as JSON (for `sandpit openapi` and the snapshot test).
+pub fn openapi_document(state: &AppState) -> serde_json::Value {
+    serde_json::to_value(documented(state).1).unwrap_or_default()
+}

@@ -1,0 +1,116 @@
+//! Operations: liveness, readiness, metrics.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Json};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+}
+
+/// Liveness: the process is up and answering.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// The state of one dependency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Component {
+    /// `ok` or `error`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// Which implementation (e.g. `sqlite`, `postgres`).
+    pub backend: Option<&'static str>,
+    pub latency_ms: Option<f64>,
+    /// Why it is not ok (never a secret).
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every component is ok, else `unready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// One entry per dependency: `store` now; the sandbox backend and LLM providers later.
+    pub components: BTreeMap<&'static str, Component>,
+}
+
+/// Readiness: whether every dependency answers. 503 when one does not.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A component failed", body = Readiness),
+    ))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let started = Instant::now();
+    let store = match state.store.ping().await {
+        Ok(()) => Component {
+            status: "ok",
+            backend: Some(state.store.backend()),
+            latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+            detail: None,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "store is not ready");
+            Component {
+                status: "error",
+                backend: Some(state.store.backend()),
+                latency_ms: None,
+                detail: Some(e.to_string()),
+            }
+        }
+    };
+    let components = BTreeMap::from([("store", store)]);
+    let ready = components.values().all(|c| c.status == "ok");
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Readiness {
+            status: if ready { "ready" } else { "unready" },
+            components,
+        }),
+    )
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let body = state.metrics.encode().map_err(ApiError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    ))
+}

@@ -1,0 +1,233 @@
+//! Building and running the server.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum_extra::extract::cookie::Key;
+use rand::RngCore;
+use sandpit_store::Store;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// A built server, bound to its port but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Opens (and, when configured, migrates) the store the config names.
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    ensure_data_dir(&config.data_dir)?;
+    let store = sandpit_store::connect(
+        config.database_url().expose_secret(),
+        config.database.max_connections,
+    )
+    .await
+    .context("cannot open the database")?;
+    if migrate {
+        store.migrate().await.context("cannot migrate the database")?;
+    }
+    Ok(store)
+}
+
+fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// The signing secret: from the config, else `data_dir/secret.key`, created on first start.
+fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.auth.secret {
+        return Ok(secret.expose_secret().as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("secret.key");
+    let mut bytes = vec![0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(hex::encode(&bytes).as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new signing secret");
+            Ok(bytes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{} is not hex", path.display()))?;
+            anyhow::ensure!(bytes.len() >= 32, "{} holds under 32 bytes", path.display());
+            Ok(bytes)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+/// A 64-byte cookie signing key derived from the secret (domain-separated, so the secret can
+/// sign other things later without the uses colliding).
+fn cookie_key(secret: &[u8]) -> Key {
+    use sha2::{Digest, Sha512};
+    let derived = Sha512::new()
+        .chain_update(b"sandpit cookie key v1\0")
+        .chain_update(secret)
+        .finalize();
+    Key::from(&derived)
+}
+
+impl App {
+    /// Opens the store, loads or creates the signing secret, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config, config.database.migrate_on_start).await?;
+        Self::build_with_store(config, store).await
+    }
+
+    /// Like [`App::build`] with a store opened by the caller.
+    pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        ensure_data_dir(&config.data_dir)?;
+        let secret = signing_secret(&config)?;
+        let listener = TcpListener::bind(config.server.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.bind))?;
+        let bound = listener.local_addr()?;
+        let public_url = config.public_url(bound);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sandpit/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(config.auth.github.timeout_seconds))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let state = AppState {
+            secure_cookies: public_url.starts_with("https://"),
+            public_url: public_url.into(),
+            cookie_key: cookie_key(&secret),
+            limits: Arc::new(RateLimits::new(&config.rate_limit)),
+            metrics: Arc::new(Metrics::new()),
+            config: Arc::new(config),
+            store,
+            http,
+        };
+        let router = crate::routes::router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.server.bind)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (up to the grace
+    /// period).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.addr();
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
+        tracing::info!(
+            addr = %addr,
+            url = %self.state.public_url,
+            store = self.state.store.backend(),
+            "listening"
+        );
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down");
+            let _ = stopping_tx.send(());
+        });
+        let result = tokio::select! {
+            result = serve => result.context("server failed"),
+            () = async {
+                if stopping_rx.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(grace_s = grace.as_secs(), "requests still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        housekeeping.abort();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Periodic upkeep: forget idle rate-limit buckets, delete long-dead credentials.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u64;
+    loop {
+        tick.tick().await;
+        state.limits.prune();
+        if minutes % 60 == 0 {
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
+            match state.store.purge_credentials(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "purged dead credentials"),
+                Err(e) => tracing::warn!(error = %e, "could not purge credentials"),
+            }
+        }
+        minutes += 1;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,33 @@
+//! Shared state handed to every handler. Built once per [`crate::App`], never global, so each
+//! test can run its own server with its own configuration.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum_extra::extract::cookie::Key;
+use sandpit_store::Store;
+
+use crate::config::Config;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    /// Signs short-lived cookies such as the OAuth state.
+    pub cookie_key: Key,
+    /// Base URL users reach us at, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub secure_cookies: bool,
+    pub limits: Arc<RateLimits>,
+    pub metrics: Arc<Metrics>,
+    /// Client for outbound calls (GitHub), with timeouts.
+    pub http: reqwest::Client,
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.cookie_key.clone()
+    }
+}

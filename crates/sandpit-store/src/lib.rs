@@ -1,0 +1,109 @@
+//! sandpit's persistent state.
+//!
+//! One [`Store`] trait, two implementations chosen once at start-up from the database URL:
+//! [`sqlite::SqliteStore`] (the zero-set-up default) and [`postgres::PgStore`]. Both run their own
+//! migrations (`migrations/sqlite`, `migrations/postgres`) and pass one shared test suite
+//! (`tests/store.rs`).
+//!
+//! Conventions every table follows (later tables — sessions, attempts, jobs, apps — too):
+//! - ids are UUIDv7 (time-ordered, so indexes stay append-mostly), `uuid` in PostgreSQL and
+//!   hyphenated `TEXT` in SQLite;
+//! - timestamps are UTC, `timestamptz` in PostgreSQL and RFC 3339 `TEXT` in SQLite, always
+//!   written by the application (not `DEFAULT now()`) so both stores agree to the microsecond;
+//! - free-form JSON is `jsonb` in PostgreSQL and `TEXT` in SQLite, read and written as
+//!   `sqlx::types::Json<T>`;
+//! - secrets (token values) are never stored, only their SHA-256.
+
+mod error;
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use model::*;
+
+/// Result alias for store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything sandpit persists. Implementations must be cheap to clone behind an `Arc`
+/// and safe to share between tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which engine this is, for logs and the readiness report (`"sqlite"`, `"postgres"`).
+    fn backend(&self) -> &'static str;
+
+    /// Applies pending migrations. Idempotent.
+    async fn migrate(&self) -> Result<()>;
+
+    /// A cheap round trip proving the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    // --- users ---
+
+    /// Inserts a user. A taken username (case-insensitive) → [`StoreError::Conflict`]
+    /// with `constraint = "users.username"`.
+    async fn create_user(&self, new: NewUser) -> Result<User>;
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>>;
+    /// Case-insensitive lookup.
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn set_user_role(&self, id: Uuid, role: Role) -> Result<()>;
+    /// How many users exist (used to decide bootstrap behaviour).
+    async fn count_users(&self) -> Result<u64>;
+
+    // --- external identities (GitHub) ---
+
+    /// Links an external identity to a user. The same (provider, subject) already linked →
+    /// [`StoreError::Conflict`] with `constraint = "external_identities.subject"`.
+    async fn link_identity(&self, new: NewIdentity) -> Result<ExternalIdentity>;
+    async fn identity(&self, provider: &str, subject: &str) -> Result<Option<ExternalIdentity>>;
+    async fn identities_of(&self, user_id: Uuid) -> Result<Vec<ExternalIdentity>>;
+    /// Refreshes the stored profile JSON and `updated_at` of a linked identity.
+    async fn update_identity_profile(
+        &self,
+        id: Uuid,
+        profile: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    // --- credentials: login sessions and personal API tokens ---
+
+    /// Stores a credential (only the hash of its secret value).
+    async fn create_credential(&self, new: NewCredential) -> Result<Credential>;
+    /// Finds a live credential by the SHA-256 of its value: not revoked and not expired at `now`.
+    /// Returns it together with its user.
+    async fn authenticate(
+        &self,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Credential, User)>>;
+    /// Personal API tokens of a user (kind = `api_token`), newest first, revoked ones excluded.
+    async fn list_api_tokens(&self, user_id: Uuid) -> Result<Vec<Credential>>;
+    /// Revokes a credential if it belongs to `user_id`. Returns false when there is no such
+    /// live credential of that user (so another user's token id looks like a missing one).
+    async fn revoke_credential(&self, user_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
+    /// Records use; implementations may skip the write when `last_used_at` is recent.
+    async fn touch_credential(&self, id: Uuid, at: DateTime<Utc>) -> Result<()>;
+    /// Deletes credentials that expired before `before` or were revoked before it.
+    /// Returns how many rows went.
+    async fn purge_credentials(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Opens the store named by a database URL: `sqlite://path?mode=rwc` (or `sqlite::memory:`)
+/// or `postgres://…` / `postgresql://…`. Does not migrate.
+pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::connect(url, max_connections).await?,
+        ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,145 @@
+//! Rows as the rest of sandpit sees them. Validation (username rules, password strength)
+//! happens at the HTTP edge; the store only enforces uniqueness and referential integrity.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A user's role. Ordered: `Learner < Author < Admin`, so "requires author" admits admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Learner,
+    Author,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Learner => "learner",
+            Role::Author => "author",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "learner" => Ok(Role::Learner),
+            "author" => Ok(Role::Author),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    /// PHC string (argon2id); `None` for accounts that only sign in through GitHub.
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalIdentity {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// e.g. `"github"`.
+    pub provider: String,
+    /// The provider's stable user id (GitHub's numeric id as a string), never the login name.
+    pub subject: String,
+    /// The provider's login name at the last sign-in.
+    pub login: String,
+    /// The raw profile the provider returned, kept for later features (avatar, name).
+    pub profile: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub provider: String,
+    pub subject: String,
+    pub login: String,
+    pub profile: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a credential is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// Created by sign-up / login / GitHub sign-in; carried in the cookie or as a bearer token.
+    Session,
+    /// A personal API token the user created and named.
+    ApiToken,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Session => "session",
+            CredentialKind::ApiToken => "api_token",
+        }
+    }
+}
+
+impl std::str::FromStr for CredentialKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "session" => Ok(CredentialKind::Session),
+            "api_token" => Ok(CredentialKind::ApiToken),
+            other => Err(format!("unknown credential kind {other:?}")),
+        }
+    }
+}
+
+/// A login session or personal API token. The secret value is never stored: only its SHA-256
+/// (`token_hash`) and a short non-secret `prefix` that helps a user recognise it in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: CredentialKind,
+    /// User-given name for API tokens; for sessions a description such as the user agent.
+    pub name: String,
+    pub prefix: String,
+    pub token_hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: CredentialKind,
+    pub name: String,
+    pub prefix: String,
+    pub token_hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}

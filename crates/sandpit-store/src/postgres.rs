@@ -1,0 +1,454 @@
+//! The PostgreSQL store. Native types throughout: `uuid`, `timestamptz`, `bytea`, `jsonb`.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use sqlx::Row;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{
+    Credential, CredentialKind, ExternalIdentity, NewCredential, NewIdentity, NewUser, Result,
+    Role, Store, StoreError, User,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// `touch_credential` skips the write while `last_used_at` is younger than this.
+const TOUCH_INTERVAL: TimeDelta = TimeDelta::seconds(60);
+
+// Column lists as macros so they can be `concat!`ed into `&'static str` queries; the decoders
+// below read them by position.
+macro_rules! user_cols {
+    () => {
+        "u.id, u.username, u.email, u.password_hash, u.role, u.created_at, u.updated_at"
+    };
+}
+macro_rules! identity_cols {
+    () => {
+        "i.id, i.user_id, i.provider, i.subject, i.login, i.profile, i.created_at, i.updated_at"
+    };
+}
+macro_rules! credential_cols {
+    () => {
+        "c.id, c.user_id, c.kind, c.name, c.prefix, c.token_hash, c.created_at, c.expires_at, \
+         c.last_used_at, c.revoked_at"
+    };
+}
+const CREDENTIAL_NCOLS: usize = 10;
+
+/// [`Store`] on PostgreSQL through a sqlx pool.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database named by `url` (`postgres://…`). Does not migrate.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::Database)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User> {
+        let created_at = micros(new.created_at);
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(new.id)
+        .bind(&new.username)
+        .bind(&new.email)
+        .bind(&new.password_hash)
+        .bind(new.role.as_str())
+        .bind(created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(User {
+            id: new.id,
+            username: new.username,
+            email: new.email,
+            password_hash: new.password_hash,
+            role: new.role,
+            created_at,
+            updated_at: created_at,
+        })
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| user_at(&row, 0))
+        .transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        // Exactly the expression of the unique index `users_username_key`, so it is used.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            r#" FROM users u WHERE lower(u.username COLLATE "C") = lower($1 COLLATE "C")"#
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| user_at(&row, 0))
+        .transpose()
+    }
+
+    async fn set_user_role(&self, id: Uuid, role: Role) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
+            .bind(role.as_str())
+            .bind(micros(Utc::now()))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n.unsigned_abs())
+    }
+
+    async fn link_identity(&self, new: NewIdentity) -> Result<ExternalIdentity> {
+        let created_at = micros(new.created_at);
+        sqlx::query(
+            "INSERT INTO external_identities \
+             (id, user_id, provider, subject, login, profile, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(new.id)
+        .bind(new.user_id)
+        .bind(&new.provider)
+        .bind(&new.subject)
+        .bind(&new.login)
+        .bind(Json(&new.profile))
+        .bind(created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(ExternalIdentity {
+            id: new.id,
+            user_id: new.user_id,
+            provider: new.provider,
+            subject: new.subject,
+            login: new.login,
+            profile: new.profile,
+            created_at,
+            updated_at: created_at,
+        })
+    }
+
+    async fn identity(&self, provider: &str, subject: &str) -> Result<Option<ExternalIdentity>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            identity_cols!(),
+            " FROM external_identities i WHERE i.provider = $1 AND i.subject = $2"
+        ))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| identity_at(&row))
+        .transpose()
+    }
+
+    async fn identities_of(&self, user_id: Uuid) -> Result<Vec<ExternalIdentity>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            identity_cols!(),
+            " FROM external_identities i WHERE i.user_id = $1 ORDER BY i.created_at, i.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(identity_at)
+        .collect()
+    }
+
+    async fn update_identity_profile(
+        &self,
+        id: Uuid,
+        profile: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE external_identities SET profile = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(Json(&profile))
+        .bind(micros(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_credential(&self, new: NewCredential) -> Result<Credential> {
+        let created_at = micros(new.created_at);
+        let expires_at = new.expires_at.map(micros);
+        sqlx::query(
+            "INSERT INTO credentials \
+             (id, user_id, kind, name, prefix, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new.id)
+        .bind(new.user_id)
+        .bind(new.kind.as_str())
+        .bind(&new.name)
+        .bind(&new.prefix)
+        .bind(&new.token_hash[..])
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(Credential {
+            id: new.id,
+            user_id: new.user_id,
+            kind: new.kind,
+            name: new.name,
+            prefix: new.prefix,
+            token_hash: new.token_hash,
+            created_at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Credential, User)>> {
+        // The hot path of every authenticated request: one statement, one unique-index probe.
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            credential_cols!(),
+            ", ",
+            user_cols!(),
+            " FROM credentials c JOIN users u ON u.id = c.user_id \
+             WHERE c.token_hash = $1 AND c.revoked_at IS NULL \
+             AND (c.expires_at IS NULL OR c.expires_at > $2)"
+        ))
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some((
+                credential_at(&row)?,
+                user_at(&row, CREDENTIAL_NCOLS)?,
+            ))),
+        }
+    }
+
+    async fn list_api_tokens(&self, user_id: Uuid) -> Result<Vec<Credential>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            credential_cols!(),
+            " FROM credentials c \
+             WHERE c.user_id = $1 AND c.kind = 'api_token' AND c.revoked_at IS NULL \
+             ORDER BY c.created_at DESC, c.id DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(credential_at)
+        .collect()
+    }
+
+    async fn revoke_credential(&self, user_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE credentials SET revoked_at = $1 \
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_credential(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+        // The throttle is in the WHERE clause so most calls match no row and write nothing.
+        let at = micros(at);
+        sqlx::query(
+            "UPDATE credentials SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(at - TOUCH_INTERVAL)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn purge_credentials(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM credentials WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The one place PostgreSQL errors become domain errors. Constraint names are those of
+/// `migrations/postgres`.
+fn map_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            ErrorKind::UniqueViolation => {
+                let constraint = match db.constraint() {
+                    Some("users_username_key") => Some("users.username"),
+                    Some("users_pkey") => Some("users.id"),
+                    Some("external_identities_provider_subject_key") => {
+                        Some("external_identities.subject")
+                    }
+                    Some("external_identities_pkey") => Some("external_identities.id"),
+                    Some("credentials_token_hash_key") => Some("credentials.token_hash"),
+                    Some("credentials_pkey") => Some("credentials.id"),
+                    _ => None,
+                };
+                if let Some(constraint) = constraint {
+                    return StoreError::Conflict { constraint };
+                }
+            }
+            ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
+            _ => {}
+        }
+    }
+    StoreError::Database(e)
+}
+
+/// `timestamptz` holds microseconds; truncating here (as the encoder does) means the value a
+/// write returns is the value a later read returns.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+fn get<'r, T>(row: &'r PgRow, i: usize) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(i).map_err(StoreError::Database)
+}
+
+/// Decodes [`user_cols!`] starting at column `at`.
+fn user_at(row: &PgRow, at: usize) -> Result<User> {
+    Ok(User {
+        id: get(row, at)?,
+        username: get(row, at + 1)?,
+        email: get(row, at + 2)?,
+        password_hash: get(row, at + 3)?,
+        role: get::<&str>(row, at + 4)?
+            .parse()
+            .map_err(|e| corrupt("users.role", e))?,
+        created_at: get(row, at + 5)?,
+        updated_at: get(row, at + 6)?,
+    })
+}
+
+/// Decodes [`identity_cols!`].
+fn identity_at(row: &PgRow) -> Result<ExternalIdentity> {
+    let Json(profile) = get(row, 5)?;
+    Ok(ExternalIdentity {
+        id: get(row, 0)?,
+        user_id: get(row, 1)?,
+        provider: get(row, 2)?,
+        subject: get(row, 3)?,
+        login: get(row, 4)?,
+        profile,
+        created_at: get(row, 6)?,
+        updated_at: get(row, 7)?,
+    })
+}
+
+/// Decodes [`credential_cols!`].
+fn credential_at(row: &PgRow) -> Result<Credential> {
+    let hash: &[u8] = get(row, 5)?;
+    Ok(Credential {
+        id: get(row, 0)?,
+        user_id: get(row, 1)?,
+        kind: get::<&str>(row, 2)?
+            .parse::<CredentialKind>()
+            .map_err(|e| corrupt("credentials.kind", e))?,
+        name: get(row, 3)?,
+        prefix: get(row, 4)?,
+        token_hash: hash
+            .try_into()
+            .map_err(|_| corrupt("credentials.token_hash", format!("{} bytes", hash.len())))?,
+        created_at: get(row, 6)?,
+        expires_at: get(row, 7)?,
+        last_used_at: get(row, 8)?,
+        revoked_at: get(row, 9)?,
+    })
+}

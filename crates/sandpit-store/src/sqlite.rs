@@ -1,0 +1,528 @@
+//! The SQLite store: the zero-set-up default.
+//!
+//! Ids are hyphenated UUID text and timestamps fixed-width RFC 3339 text (see [`ts`]): every
+//! timestamp that reaches SQL goes through [`ts`], so comparing the text compares the instants.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use sqlx::Row;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{
+    Credential, CredentialKind, ExternalIdentity, NewCredential, NewIdentity, NewUser, Result,
+    Role, Store, StoreError, User,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for another one's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `touch_credential` skips the write while `last_used_at` is younger than this.
+const TOUCH_INTERVAL: TimeDelta = TimeDelta::seconds(60);
+
+// Column lists as macros so they can be `concat!`ed into `&'static str` queries; the decoders
+// below read them by position.
+macro_rules! user_cols {
+    () => {
+        "u.id, u.username, u.email, u.password_hash, u.role, u.created_at, u.updated_at"
+    };
+}
+const USER_NCOLS: usize = 7;
+macro_rules! identity_cols {
+    () => {
+        "i.id, i.user_id, i.provider, i.subject, i.login, i.profile, i.created_at, i.updated_at"
+    };
+}
+macro_rules! credential_cols {
+    () => {
+        "c.id, c.user_id, c.kind, c.name, c.prefix, c.token_hash, c.created_at, c.expires_at, \
+         c.last_used_at, c.revoked_at"
+    };
+}
+const CREDENTIAL_NCOLS: usize = 10;
+
+/// [`Store`] on SQLite through a sqlx pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database named by `url` (`sqlite://path?mode=rwc`,
+    /// `sqlite::memory:`). Does not migrate.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Database)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if in_memory {
+            // An in-memory database lives exactly as long as its connection: keep one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(max_connections.max(1))
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User> {
+        let created_at = micros(new.created_at);
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )
+        .bind(new.id.hyphenated())
+        .bind(&new.username)
+        .bind(&new.email)
+        .bind(&new.password_hash)
+        .bind(new.role.as_str())
+        .bind(ts(created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(User {
+            id: new.id,
+            username: new.username,
+            email: new.email,
+            password_hash: new.password_hash,
+            role: new.role,
+            created_at,
+            updated_at: created_at,
+        })
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.id = ?1"
+        ))
+        .bind(id.hyphenated())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| user_at(&row, 0))
+        .transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        // The column is COLLATE NOCASE, so this comparison (and its index) ignores case.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.username = ?1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| user_at(&row, 0))
+        .transpose()
+    }
+
+    async fn set_user_role(&self, id: Uuid, role: Role) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET role = ?1, updated_at = ?2 WHERE id = ?3")
+            .bind(role.as_str())
+            .bind(ts(micros(Utc::now())))
+            .bind(id.hyphenated())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n.unsigned_abs())
+    }
+
+    async fn link_identity(&self, new: NewIdentity) -> Result<ExternalIdentity> {
+        let created_at = micros(new.created_at);
+        sqlx::query(
+            "INSERT INTO external_identities \
+             (id, user_id, provider, subject, login, profile, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )
+        .bind(new.id.hyphenated())
+        .bind(new.user_id.hyphenated())
+        .bind(&new.provider)
+        .bind(&new.subject)
+        .bind(&new.login)
+        .bind(Json(&new.profile))
+        .bind(ts(created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(ExternalIdentity {
+            id: new.id,
+            user_id: new.user_id,
+            provider: new.provider,
+            subject: new.subject,
+            login: new.login,
+            profile: new.profile,
+            created_at,
+            updated_at: created_at,
+        })
+    }
+
+    async fn identity(&self, provider: &str, subject: &str) -> Result<Option<ExternalIdentity>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            identity_cols!(),
+            " FROM external_identities i WHERE i.provider = ?1 AND i.subject = ?2"
+        ))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| identity_at(&row))
+        .transpose()
+    }
+
+    async fn identities_of(&self, user_id: Uuid) -> Result<Vec<ExternalIdentity>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            identity_cols!(),
+            " FROM external_identities i WHERE i.user_id = ?1 ORDER BY i.created_at, i.id"
+        ))
+        .bind(user_id.hyphenated())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(identity_at)
+        .collect()
+    }
+
+    async fn update_identity_profile(
+        &self,
+        id: Uuid,
+        profile: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE external_identities SET profile = ?1, updated_at = ?2 WHERE id = ?3",
+        )
+        .bind(Json(&profile))
+        .bind(ts(micros(at)))
+        .bind(id.hyphenated())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_credential(&self, new: NewCredential) -> Result<Credential> {
+        let created_at = micros(new.created_at);
+        let expires_at = new.expires_at.map(micros);
+        sqlx::query(
+            "INSERT INTO credentials \
+             (id, user_id, kind, name, prefix, token_hash, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(new.id.hyphenated())
+        .bind(new.user_id.hyphenated())
+        .bind(new.kind.as_str())
+        .bind(&new.name)
+        .bind(&new.prefix)
+        .bind(&new.token_hash[..])
+        .bind(ts(created_at))
+        .bind(expires_at.map(ts))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(Credential {
+            id: new.id,
+            user_id: new.user_id,
+            kind: new.kind,
+            name: new.name,
+            prefix: new.prefix,
+            token_hash: new.token_hash,
+            created_at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Credential, User)>> {
+        // The hot path of every authenticated request: one statement, one unique-index probe.
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            credential_cols!(),
+            ", ",
+            user_cols!(),
+            " FROM credentials c JOIN users u ON u.id = c.user_id \
+             WHERE c.token_hash = ?1 AND c.revoked_at IS NULL \
+             AND (c.expires_at IS NULL OR c.expires_at > ?2)"
+        ))
+        .bind(&token_hash[..])
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some((
+                credential_at(&row)?,
+                user_at(&row, CREDENTIAL_NCOLS)?,
+            ))),
+        }
+    }
+
+    async fn list_api_tokens(&self, user_id: Uuid) -> Result<Vec<Credential>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            credential_cols!(),
+            " FROM credentials c \
+             WHERE c.user_id = ?1 AND c.kind = 'api_token' AND c.revoked_at IS NULL \
+             ORDER BY c.created_at DESC, c.id DESC"
+        ))
+        .bind(user_id.hyphenated())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(credential_at)
+        .collect()
+    }
+
+    async fn revoke_credential(&self, user_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE credentials SET revoked_at = ?1 \
+             WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
+        )
+        .bind(ts(micros(at)))
+        .bind(id.hyphenated())
+        .bind(user_id.hyphenated())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_credential(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+        // The throttle is in the WHERE clause so most calls match no row and write nothing.
+        let at = micros(at);
+        sqlx::query(
+            "UPDATE credentials SET last_used_at = ?1 \
+             WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)",
+        )
+        .bind(ts(at))
+        .bind(id.hyphenated())
+        .bind(ts(at - TOUCH_INTERVAL))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn purge_credentials(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM credentials WHERE expires_at < ?1 OR revoked_at < ?1")
+            .bind(ts(micros(before)))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The one place SQLite errors become domain errors.
+fn map_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            // SQLite names the columns, not the constraint:
+            // "UNIQUE constraint failed: external_identities.provider, external_identities.subject".
+            ErrorKind::UniqueViolation => {
+                let columns = db.message();
+                let constraint = [
+                    ("users.username", "users.username"),
+                    ("users.id", "users.id"),
+                    ("external_identities.subject", "external_identities.subject"),
+                    ("external_identities.id", "external_identities.id"),
+                    ("credentials.token_hash", "credentials.token_hash"),
+                    ("credentials.id", "credentials.id"),
+                ]
+                .into_iter()
+                .find(|(column, _)| columns.contains(column));
+                if let Some((_, constraint)) = constraint {
+                    return StoreError::Conflict { constraint };
+                }
+            }
+            ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
+            _ => {}
+        }
+    }
+    StoreError::Database(e)
+}
+
+/// Timestamps are stored to the microsecond (PostgreSQL's precision), so both stores return
+/// the same value for the same input.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// The stored form of a timestamp: RFC 3339 UTC with exactly six fraction digits, so that
+/// text order is time order (`…:00Z` would sort after `…:00.5Z`).
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+fn get_str(row: &SqliteRow, i: usize) -> Result<&str> {
+    row.try_get(i).map_err(StoreError::Database)
+}
+
+fn get_opt_str(row: &SqliteRow, i: usize) -> Result<Option<&str>> {
+    row.try_get(i).map_err(StoreError::Database)
+}
+
+fn get_uuid(row: &SqliteRow, i: usize, column: &'static str) -> Result<Uuid> {
+    Uuid::parse_str(get_str(row, i)?).map_err(|e| corrupt(column, e))
+}
+
+fn parse_ts(s: &str, column: &'static str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(column, format!("{e}: {s:?}")))
+}
+
+fn get_ts(row: &SqliteRow, i: usize, column: &'static str) -> Result<DateTime<Utc>> {
+    parse_ts(get_str(row, i)?, column)
+}
+
+fn get_opt_ts(row: &SqliteRow, i: usize, column: &'static str) -> Result<Option<DateTime<Utc>>> {
+    get_opt_str(row, i)?
+        .map(|s| parse_ts(s, column))
+        .transpose()
+}
+
+/// Decodes [`user_cols!`] starting at column `at`.
+fn user_at(row: &SqliteRow, at: usize) -> Result<User> {
+    debug_assert!(row.len() >= at + USER_NCOLS);
+    Ok(User {
+        id: get_uuid(row, at, "users.id")?,
+        username: get_str(row, at + 1)?.to_owned(),
+        email: get_opt_str(row, at + 2)?.map(str::to_owned),
+        password_hash: get_opt_str(row, at + 3)?.map(str::to_owned),
+        role: get_str(row, at + 4)?
+            .parse()
+            .map_err(|e| corrupt("users.role", e))?,
+        created_at: get_ts(row, at + 5, "users.created_at")?,
+        updated_at: get_ts(row, at + 6, "users.updated_at")?,
+    })
+}
+
+/// Decodes [`identity_cols!`].
+fn identity_at(row: &SqliteRow) -> Result<ExternalIdentity> {
+    let Json(profile) = row.try_get(5).map_err(StoreError::Database)?;
+    Ok(ExternalIdentity {
+        id: get_uuid(row, 0, "external_identities.id")?,
+        user_id: get_uuid(row, 1, "external_identities.user_id")?,
+        provider: get_str(row, 2)?.to_owned(),
+        subject: get_str(row, 3)?.to_owned(),
+        login: get_str(row, 4)?.to_owned(),
+        profile,
+        created_at: get_ts(row, 6, "external_identities.created_at")?,
+        updated_at: get_ts(row, 7, "external_identities.updated_at")?,
+    })
+}
+
+/// Decodes [`credential_cols!`].
+fn credential_at(row: &SqliteRow) -> Result<Credential> {
+    let hash: &[u8] = row.try_get(5).map_err(StoreError::Database)?;
+    Ok(Credential {
+        id: get_uuid(row, 0, "credentials.id")?,
+        user_id: get_uuid(row, 1, "credentials.user_id")?,
+        kind: get_str(row, 2)?
+            .parse::<CredentialKind>()
+            .map_err(|e| corrupt("credentials.kind", e))?,
+        name: get_str(row, 3)?.to_owned(),
+        prefix: get_str(row, 4)?.to_owned(),
+        token_hash: hash
+            .try_into()
+            .map_err(|_| corrupt("credentials.token_hash", format!("{} bytes", hash.len())))?,
+        created_at: get_ts(row, 6, "credentials.created_at")?,
+        expires_at: get_opt_ts(row, 7, "credentials.expires_at")?,
+        last_used_at: get_opt_ts(row, 8, "credentials.last_used_at")?,
+        revoked_at: get_opt_ts(row, 9, "credentials.revoked_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn stored_timestamps_are_fixed_width_and_sort_as_time() {
+        let whole = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        let later = whole + TimeDelta::microseconds(500_000);
+        assert_eq!(ts(whole), "2025-01-02T03:04:05.000000Z");
+        assert_eq!(ts(later), "2025-01-02T03:04:05.500000Z");
+        assert!(ts(whole) < ts(later));
+        assert_eq!(parse_ts(&ts(later), "t").unwrap(), later);
+    }
+}

@@ -1,0 +1,714 @@
+//! The one suite every [`Store`] implementation must pass.
+//!
+//! Each `async fn` below takes a freshly migrated store; [`store_tests!`] turns every one into
+//! a test in `mod sqlite` (a new database file in a temporary directory) and in `mod postgres`
+//! (a new database from `sandpit_testkit::postgres_url`). Add a test by writing the function
+//! and adding its name to the macro call at the bottom.
+
+// clippy's allow-unwrap-in-tests covers `#[test]` functions, not the suite's helpers.
+#![expect(
+    clippy::unwrap_used,
+    reason = "in a test, a failed unwrap is a failed test"
+)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use sandpit_store::{
+    Credential, CredentialKind, NewCredential, NewIdentity, NewUser, Role, Store, StoreError, User,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A fixed instant with a nanosecond part, so truncation to microseconds shows.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 14, 15, 9, 26).unwrap() + TimeDelta::nanoseconds(535_897_932)
+}
+
+fn secs(n: i64) -> TimeDelta {
+    TimeDelta::seconds(n)
+}
+
+fn new_user(username: &str) -> NewUser {
+    NewUser {
+        id: Uuid::now_v7(),
+        username: username.to_owned(),
+        email: Some(format!("{}@example.org", username.to_lowercase())),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        role: Role::Learner,
+        created_at: t0(),
+    }
+}
+
+async fn user(store: &dyn Store, username: &str) -> User {
+    store.create_user(new_user(username)).await.unwrap()
+}
+
+/// A distinct, recognisable hash per `n`.
+fn hash(n: u8) -> [u8; 32] {
+    let mut h = [0xa5; 32];
+    h[0] = n;
+    h[31] = n;
+    h
+}
+
+fn new_credential(user_id: Uuid, kind: CredentialKind, n: u8) -> NewCredential {
+    NewCredential {
+        id: Uuid::now_v7(),
+        user_id,
+        kind,
+        name: format!("token {n}"),
+        prefix: format!("sp_{n:02x}"),
+        token_hash: hash(n),
+        created_at: t0(),
+        expires_at: None,
+    }
+}
+
+async fn credential(store: &dyn Store, new: NewCredential) -> Credential {
+    store.create_credential(new).await.unwrap()
+}
+
+fn new_identity(user_id: Uuid, subject: &str) -> NewIdentity {
+    NewIdentity {
+        id: Uuid::now_v7(),
+        user_id,
+        provider: "github".to_owned(),
+        subject: subject.to_owned(),
+        login: format!("octo{subject}"),
+        profile: json!({ "id": 1, "login": format!("octo{subject}") }),
+        created_at: t0(),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: sandpit_store::Result<T>, expected: &str) {
+    match result {
+        Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, expected),
+        other => panic!("expected Conflict {{ {expected} }}, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: sandpit_store::Result<T>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+// --- the suite ---
+
+async fn migrate_is_idempotent(store: Arc<dyn Store>) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let alice = user(&*store, "alice").await;
+    store.migrate().await.unwrap();
+    assert_eq!(store.user_by_id(alice.id).await.unwrap(), Some(alice));
+}
+
+async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}
+
+async fn create_and_get_user(store: Arc<dyn Store>) {
+    let new = new_user("Alice");
+    let created = store.create_user(new.clone()).await.unwrap();
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.username, "Alice");
+    assert_eq!(created.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(created.password_hash, new.password_hash);
+    assert_eq!(created.role, Role::Learner);
+    assert_eq!(created.updated_at, created.created_at);
+
+    assert_eq!(
+        store.user_by_id(new.id).await.unwrap().as_ref(),
+        Some(&created)
+    );
+    for spelling in ["Alice", "alice", "ALICE", "aLiCe"] {
+        assert_eq!(
+            store.user_by_username(spelling).await.unwrap().as_ref(),
+            Some(&created),
+            "lookup by {spelling:?}"
+        );
+    }
+    assert_eq!(store.user_by_id(Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(store.user_by_username("alic").await.unwrap(), None);
+    assert_eq!(store.user_by_username("alice%").await.unwrap(), None);
+
+    // A GitHub-only account: no password, no email.
+    let gh = NewUser {
+        email: None,
+        password_hash: None,
+        ..new_user("octocat")
+    };
+    let created = store.create_user(gh.clone()).await.unwrap();
+    assert_eq!(store.user_by_id(gh.id).await.unwrap(), Some(created));
+}
+
+async fn duplicate_username_conflicts_in_any_case(store: Arc<dyn Store>) {
+    user(&*store, "Alice").await;
+    assert_conflict(store.create_user(new_user("aLICE")).await, "users.username");
+    assert_conflict(store.create_user(new_user("Alice")).await, "users.username");
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    // The same id is a conflict too, on another constraint.
+    let bob = user(&*store, "bob").await;
+    assert_conflict(
+        store
+            .create_user(NewUser {
+                id: bob.id,
+                ..new_user("carol")
+            })
+            .await,
+        "users.id",
+    );
+}
+
+async fn set_user_role_changes_role(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    store.set_user_role(alice.id, Role::Admin).await.unwrap();
+
+    let after = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(after.role, Role::Admin);
+    assert_eq!(after.created_at, alice.created_at);
+    assert!(after.updated_at > alice.updated_at, "updated_at moves on");
+    assert_eq!(store.user_by_id(bob.id).await.unwrap(), Some(bob));
+
+    store.set_user_role(alice.id, Role::Author).await.unwrap();
+    assert_eq!(
+        store.user_by_id(alice.id).await.unwrap().unwrap().role,
+        Role::Author
+    );
+    assert_not_found(store.set_user_role(Uuid::now_v7(), Role::Admin).await);
+}
+
+async fn count_users_counts(store: Arc<dyn Store>) {
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    for name in ["a", "b", "c"] {
+        user(&*store, name).await;
+    }
+    assert_eq!(store.count_users().await.unwrap(), 3);
+}
+
+async fn link_and_look_up_identity(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let first = store
+        .link_identity(new_identity(alice.id, "1001"))
+        .await
+        .unwrap();
+    assert_eq!(first.user_id, alice.id);
+    assert_eq!(first.updated_at, first.created_at);
+    // Same subject at another provider is another identity.
+    let other_provider = store
+        .link_identity(NewIdentity {
+            provider: "gitlab".to_owned(),
+            created_at: t0() + secs(1),
+            ..new_identity(alice.id, "1001")
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.identity("github", "1001").await.unwrap().as_ref(),
+        Some(&first)
+    );
+    assert_eq!(
+        store.identity("gitlab", "1001").await.unwrap().as_ref(),
+        Some(&other_provider)
+    );
+    assert_eq!(store.identity("github", "1002").await.unwrap(), None);
+    assert_eq!(
+        store.identities_of(alice.id).await.unwrap(),
+        vec![first, other_provider]
+    );
+    assert_eq!(store.identities_of(bob.id).await.unwrap(), vec![]);
+}
+
+async fn duplicate_identity_conflicts(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let linked = store
+        .link_identity(new_identity(alice.id, "1001"))
+        .await
+        .unwrap();
+    // Neither the same user again nor another user may claim the same GitHub account.
+    assert_conflict(
+        store.link_identity(new_identity(alice.id, "1001")).await,
+        "external_identities.subject",
+    );
+    assert_conflict(
+        store.link_identity(new_identity(bob.id, "1001")).await,
+        "external_identities.subject",
+    );
+    assert_eq!(
+        store.identity("github", "1001").await.unwrap(),
+        Some(linked)
+    );
+}
+
+async fn identity_of_unknown_user_is_not_found(store: Arc<dyn Store>) {
+    assert_not_found(
+        store
+            .link_identity(new_identity(Uuid::now_v7(), "1001"))
+            .await,
+    );
+    assert_eq!(store.identity("github", "1001").await.unwrap(), None);
+}
+
+async fn identity_profile_round_trips(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let linked = store
+        .link_identity(new_identity(alice.id, "1001"))
+        .await
+        .unwrap();
+    let profile = json!({
+        "id": 1001,
+        "login": "octocat",
+        "name": "Zoë «Octo» 猫",
+        "avatar_url": "https://avatars.example/u/1001?v=4",
+        "site_admin": false,
+        "bio": null,
+        "score": 12.5,
+        "big": 9_007_199_254_740_993_u64,
+        "orgs": [{ "login": "rust-lang" }, { "login": "tokio-rs" }],
+        "nested": { "empty": {}, "list": [] }
+    });
+    let at = t0() + secs(3600);
+    store
+        .update_identity_profile(linked.id, profile.clone(), at)
+        .await
+        .unwrap();
+    let updated = store.identity("github", "1001").await.unwrap().unwrap();
+    assert_eq!(updated.profile, profile);
+    assert_eq!(updated.updated_at, at.trunc_subsecs(6));
+    assert_eq!(updated.created_at, linked.created_at);
+    assert_eq!(updated.login, linked.login);
+
+    assert_not_found(
+        store
+            .update_identity_profile(Uuid::now_v7(), json!({}), at)
+            .await,
+    );
+}
+
+async fn authenticate_finds_credential_and_user(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let session = credential(
+        &*store,
+        NewCredential {
+            expires_at: Some(t0() + secs(3600)),
+            ..new_credential(alice.id, CredentialKind::Session, 1)
+        },
+    )
+    .await;
+    let token = credential(&*store, new_credential(bob.id, CredentialKind::ApiToken, 2)).await;
+
+    let (found, owner) = store
+        .authenticate(&hash(1), t0() + secs(10))
+        .await
+        .unwrap()
+        .expect("live session authenticates");
+    assert_eq!(found, session);
+    assert_eq!(owner, alice);
+
+    let (found, owner) = store
+        .authenticate(&hash(2), t0() + secs(10))
+        .await
+        .unwrap()
+        .expect("token without expiry authenticates");
+    assert_eq!(found, token);
+    assert_eq!(owner, bob);
+
+    assert_eq!(store.authenticate(&hash(3), t0()).await.unwrap(), None);
+}
+
+async fn credential_constraints(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    credential(
+        &*store,
+        new_credential(alice.id, CredentialKind::Session, 1),
+    )
+    .await;
+    assert_conflict(
+        store
+            .create_credential(new_credential(alice.id, CredentialKind::ApiToken, 1))
+            .await,
+        "credentials.token_hash",
+    );
+    assert_not_found(
+        store
+            .create_credential(new_credential(Uuid::now_v7(), CredentialKind::Session, 2))
+            .await,
+    );
+    assert_eq!(store.authenticate(&hash(2), t0()).await.unwrap(), None);
+}
+
+async fn expired_credential_is_not_authenticated(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    // Expiry on a whole second: in text form "…:00Z" would sort after "…:00.5Z" and an
+    // expired credential would pass. Stored timestamps must compare as instants.
+    let expires = Utc.with_ymd_and_hms(2025, 3, 14, 16, 0, 0).unwrap();
+    credential(
+        &*store,
+        NewCredential {
+            expires_at: Some(expires),
+            ..new_credential(alice.id, CredentialKind::Session, 1)
+        },
+    )
+    .await;
+    let h = hash(1);
+    let at = |delta: TimeDelta| store.authenticate(&h, expires + delta);
+
+    assert!(at(-secs(1)).await.unwrap().is_some());
+    assert!(at(-TimeDelta::microseconds(1)).await.unwrap().is_some());
+    assert_eq!(
+        at(TimeDelta::zero()).await.unwrap(),
+        None,
+        "expires_at is exclusive"
+    );
+    assert_eq!(at(TimeDelta::milliseconds(500)).await.unwrap(), None);
+    assert_eq!(at(TimeDelta::microseconds(1)).await.unwrap(), None);
+    assert_eq!(at(TimeDelta::days(400)).await.unwrap(), None);
+}
+
+async fn revoked_credential_is_not_authenticated(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let c = credential(
+        &*store,
+        new_credential(alice.id, CredentialKind::Session, 1),
+    )
+    .await;
+    assert!(store.authenticate(&hash(1), t0()).await.unwrap().is_some());
+
+    assert!(
+        store
+            .revoke_credential(alice.id, c.id, t0() + secs(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.authenticate(&hash(1), t0()).await.unwrap(), None);
+    assert_eq!(
+        store.authenticate(&hash(1), t0() + secs(10)).await.unwrap(),
+        None
+    );
+    // Already revoked: no longer a live credential.
+    assert!(
+        !store
+            .revoke_credential(alice.id, c.id, t0() + secs(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_credential(alice.id, Uuid::now_v7(), t0())
+            .await
+            .unwrap()
+    );
+}
+
+async fn revoke_by_another_user_does_nothing(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let mallory = user(&*store, "mallory").await;
+    let c = credential(
+        &*store,
+        new_credential(alice.id, CredentialKind::ApiToken, 1),
+    )
+    .await;
+
+    assert!(
+        !store
+            .revoke_credential(mallory.id, c.id, t0())
+            .await
+            .unwrap()
+    );
+    let (still, owner) = store.authenticate(&hash(1), t0()).await.unwrap().unwrap();
+    assert_eq!(still.revoked_at, None);
+    assert_eq!(owner.id, alice.id);
+    assert_eq!(store.list_api_tokens(alice.id).await.unwrap(), vec![c]);
+}
+
+async fn list_api_tokens_newest_first(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let mut tokens = Vec::new();
+    // Created out of order, and 1 µs apart, to test the ordering (not insertion order).
+    for (n, offset_us) in [(1, 2), (2, 0), (3, 1)] {
+        tokens.push(
+            credential(
+                &*store,
+                NewCredential {
+                    created_at: t0() + TimeDelta::microseconds(offset_us),
+                    expires_at: Some(t0() + TimeDelta::days(30)),
+                    ..new_credential(alice.id, CredentialKind::ApiToken, n)
+                },
+            )
+            .await,
+        );
+    }
+    let revoked = credential(
+        &*store,
+        NewCredential {
+            created_at: t0() + secs(10),
+            ..new_credential(alice.id, CredentialKind::ApiToken, 4)
+        },
+    )
+    .await;
+    assert!(
+        store
+            .revoke_credential(alice.id, revoked.id, t0() + secs(11))
+            .await
+            .unwrap()
+    );
+    credential(
+        &*store,
+        new_credential(alice.id, CredentialKind::Session, 5),
+    )
+    .await;
+    credential(&*store, new_credential(bob.id, CredentialKind::ApiToken, 6)).await;
+
+    let listed = store.list_api_tokens(alice.id).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["token 1", "token 3", "token 2"]);
+    assert_eq!(listed[0], tokens[0]);
+    assert_eq!(listed[1], tokens[2]);
+    assert_eq!(listed[2], tokens[1]);
+    assert_eq!(
+        store
+            .list_api_tokens(bob.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["token 6"]
+    );
+    assert_eq!(store.list_api_tokens(Uuid::now_v7()).await.unwrap(), vec![]);
+}
+
+async fn touch_records_use_at_most_once_a_minute(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let c = credential(
+        &*store,
+        new_credential(alice.id, CredentialKind::Session, 1),
+    )
+    .await;
+    let last_used = || async {
+        let (c, _) = store.authenticate(&hash(1), t0()).await.unwrap().unwrap();
+        c.last_used_at
+    };
+    assert_eq!(last_used().await, None);
+
+    let first = t0() + secs(100);
+    store.touch_credential(c.id, first).await.unwrap();
+    assert_eq!(last_used().await, Some(first.trunc_subsecs(6)));
+
+    store
+        .touch_credential(c.id, first + secs(30))
+        .await
+        .unwrap();
+    assert_eq!(last_used().await, Some(first.trunc_subsecs(6)), "throttled");
+    store
+        .touch_credential(c.id, first + secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        last_used().await,
+        Some(first.trunc_subsecs(6)),
+        "exactly 60 s later is still throttled"
+    );
+
+    let later = first + secs(60) + TimeDelta::microseconds(1);
+    store.touch_credential(c.id, later).await.unwrap();
+    assert_eq!(last_used().await, Some(later.trunc_subsecs(6)));
+
+    // Unknown id: nothing to record, not an error.
+    store.touch_credential(Uuid::now_v7(), later).await.unwrap();
+}
+
+async fn purge_removes_only_old_rows(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let cutoff = t0() + TimeDelta::days(10);
+    let make = |n: u8, expires_at: Option<DateTime<Utc>>| NewCredential {
+        expires_at,
+        ..new_credential(alice.id, CredentialKind::Session, n)
+    };
+    // 1: expired before the cutoff        → purged
+    // 2: revoked before the cutoff        → purged
+    // 3: expires after the cutoff         → kept
+    // 4: revoked after the cutoff         → kept
+    // 5: no expiry, never revoked         → kept
+    // 6: expires exactly at the cutoff    → kept (strictly before only)
+    credential(&*store, make(1, Some(cutoff - secs(1)))).await;
+    let c2 = credential(&*store, make(2, None)).await;
+    credential(&*store, make(3, Some(cutoff + secs(1)))).await;
+    let c4 = credential(&*store, make(4, None)).await;
+    credential(&*store, make(5, None)).await;
+    credential(&*store, make(6, Some(cutoff))).await;
+    assert!(
+        store
+            .revoke_credential(alice.id, c2.id, cutoff - secs(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_credential(alice.id, c4.id, cutoff + secs(1))
+            .await
+            .unwrap()
+    );
+
+    assert_eq!(store.purge_credentials(cutoff).await.unwrap(), 2);
+    assert_eq!(store.purge_credentials(cutoff).await.unwrap(), 0);
+
+    // Authenticating before any expiry shows which rows still exist (revoked ones never do).
+    let exists = |n: u8| {
+        let store = store.clone();
+        async move { store.authenticate(&hash(n), t0()).await.unwrap().is_some() }
+    };
+    assert!(!exists(1).await);
+    assert!(exists(3).await);
+    assert!(exists(5).await);
+    assert!(exists(6).await);
+
+    // Far in the future everything that expired or was revoked goes: 3, 4 and 6.
+    assert_eq!(
+        store
+            .purge_credentials(cutoff + TimeDelta::days(365))
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(exists(5).await);
+    assert!(!exists(3).await);
+}
+
+async fn timestamps_round_trip_to_the_microsecond(store: Arc<dyn Store>) {
+    let created = t0();
+    let expected =
+        Utc.with_ymd_and_hms(2025, 3, 14, 15, 9, 26).unwrap() + TimeDelta::microseconds(535_897);
+    let alice = store
+        .create_user(NewUser {
+            created_at: created,
+            ..new_user("alice")
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.created_at, expected, "create returns what is stored");
+    let read = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(read.created_at, expected);
+    assert_eq!(read.updated_at, expected);
+
+    // Edge fractions: none, one microsecond, the last microsecond of a second.
+    let instants = [
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap() + TimeDelta::microseconds(1),
+        Utc.with_ymd_and_hms(2024, 2, 29, 12, 0, 0).unwrap() + TimeDelta::nanoseconds(999_999_999),
+    ];
+    for (n, at) in (1..).zip(instants) {
+        let stored = credential(
+            &*store,
+            NewCredential {
+                created_at: at,
+                expires_at: Some(at + TimeDelta::days(1)),
+                ..new_credential(alice.id, CredentialKind::ApiToken, n)
+            },
+        )
+        .await;
+        let (read, _) = store.authenticate(&hash(n), at).await.unwrap().unwrap();
+        assert_eq!(read, stored);
+        assert_eq!(read.created_at, at.trunc_subsecs(6));
+        assert_eq!(read.created_at.timestamp_subsec_nanos() % 1000, 0);
+        assert_eq!(
+            read.expires_at,
+            Some((at + TimeDelta::days(1)).trunc_subsecs(6))
+        );
+    }
+}
+
+/// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per suite
+/// function, on a fresh migrated database.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = super::open(&sandpit_testkit::sqlite_url(dir.path()), "sqlite").await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let url = sandpit_testkit::postgres_url().await;
+                    let store = super::open(&url, "postgres").await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+async fn open(url: &str, backend: &str) -> Arc<dyn Store> {
+    let store = sandpit_store::connect(url, 4).await.unwrap();
+    assert_eq!(store.backend(), backend);
+    store.migrate().await.unwrap();
+    store
+}
+
+store_tests!(
+    migrate_is_idempotent,
+    ping_answers,
+    create_and_get_user,
+    duplicate_username_conflicts_in_any_case,
+    set_user_role_changes_role,
+    count_users_counts,
+    link_and_look_up_identity,
+    duplicate_identity_conflicts,
+    identity_of_unknown_user_is_not_found,
+    identity_profile_round_trips,
+    authenticate_finds_credential_and_user,
+    credential_constraints,
+    expired_credential_is_not_authenticated,
+    revoked_credential_is_not_authenticated,
+    revoke_by_another_user_does_nothing,
+    list_api_tokens_newest_first,
+    touch_records_use_at_most_once_a_minute,
+    purge_removes_only_old_rows,
+    timestamps_round_trip_to_the_microsecond,
+);
+
+// --- outside the shared suite: opening stores by URL ---
+
+#[tokio::test]
+async fn in_memory_sqlite_keeps_its_data_across_calls() {
+    let store = open("sqlite::memory:", "sqlite").await;
+    let alice = user(&*store, "alice").await;
+    // Concurrent calls: if the pool opened a second connection, it would see another,
+    // empty (and unmigrated) database.
+    let mut lookups = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let id = alice.id;
+        lookups.spawn(async move { store.user_by_id(id).await });
+    }
+    while let Some(found) = lookups.join_next().await {
+        assert_eq!(found.unwrap().unwrap().as_ref(), Some(&alice));
+    }
+}
+
+#[tokio::test]
+async fn unsupported_url_is_refused() {
+    for url in ["mysql://localhost/db", "", "file:///tmp/x.db"] {
+        match sandpit_store::connect(url, 1).await {
+            Err(StoreError::UnsupportedUrl) => {}
+            Err(other) => panic!("{url:?}: expected UnsupportedUrl, got {other:?}"),
+            Ok(_) => panic!("{url:?}: expected UnsupportedUrl, got a store"),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The `sandpit` command: a thin CLI over `sandpit-server`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use sandpit_server::routes::views::RoleName;
+use sandpit_server::{App, Config};
+use secrecy::SecretString;
+
+#[derive(Parser)]
+#[command(name = "sandpit", version, about = "Learn and run code in the browser")]
+struct Cli {
+    /// TOML configuration file (see `sandpit config default`).
+    #[arg(long, global = true, env = "SANDPIT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage accounts without the web UI.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the default configuration, with comments.
+    Default,
+    /// Print the effective configuration as JSON (secrets left out).
+    Show,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from standard input (prompted on a terminal).
+    Create(CreateUser),
+}
+
+#[derive(Args)]
+struct CreateUser {
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    email: Option<String>,
+    /// Make the account an admin (same as --role admin).
+    #[arg(long, conflicts_with = "role")]
+    admin: bool,
+    #[arg(long, value_enum, default_value = "learner")]
+    role: RoleArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Learner,
+    Author,
+    Admin,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Config(ConfigCommand::Default) = command {
+        print!("{}", sandpit_server::config::DEFAULT_CONFIG_TOML);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    if let Command::Config(ConfigCommand::Show) = command {
+        println!("{:#}", serde_json::to_value(&config)?);
+        return Ok(());
+    }
+    sandpit_server::telemetry::init(&config.log);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(run(command, config))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = App::build(config).await?;
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            sandpit_server::open_store(&config, true).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Create(args)) => create_user(config, args).await,
+        Command::Openapi => {
+            let app = App::build(Config {
+                server: sandpit_server::config::ServerConfig {
+                    bind: "127.0.0.1:0".parse()?,
+                    ..config.server.clone()
+                },
+                ..config
+            })
+            .await?;
+            let doc = sandpit_server::routes::openapi_document(app.state());
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(())
+        }
+        Command::Config(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ").context("cannot read the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if line.is_empty() {
+        bail!("no password given on standard input");
+    }
+    Ok(SecretString::from(line))
+}
+
+async fn create_user(config: Config, args: CreateUser) -> anyhow::Result<()> {
+    let role = if args.admin {
+        RoleName::Admin
+    } else {
+        match args.role {
+            RoleArg::Learner => RoleName::Learner,
+            RoleArg::Author => RoleName::Author,
+            RoleArg::Admin => RoleName::Admin,
+        }
+    };
+    let password = read_password()?;
+    let store = sandpit_server::open_store(&config, true).await?;
+    let user = sandpit_server::accounts::register(
+        store.as_ref(),
+        &args.username,
+        args.email.as_deref(),
+        password,
+        role.into(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot create the user: {e}"))?;
+    println!(
+        "created {} ({}) with role {}",
+        user.username,
+        user.id,
+        user.role.as_str()
+    );
+    Ok(())
+}

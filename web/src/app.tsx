@@ -1,0 +1,131 @@
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, auth, type User } from "./api";
+import { Header } from "./components/Header";
+import { AuthPage } from "./pages/AuthPage";
+import { HomePage } from "./pages/HomePage";
+import { NotFoundPage } from "./pages/NotFoundPage";
+import { Redirect, navigate, usePathname } from "./router";
+
+export type Session =
+  | { status: "loading" }
+  | { status: "signed-out" }
+  | { status: "signed-in"; user: User }
+  | { status: "error"; message: string };
+
+/** Asks the server who we are; a 401 simply means "signed out". */
+function useSession() {
+  const [session, setSession] = useState<Session>({ status: "loading" });
+
+  const load = useCallback((signal?: AbortSignal) => {
+    setSession({ status: "loading" });
+    auth.me(signal).then(
+      (user) => setSession({ status: "signed-in", user }),
+      (error: unknown) => {
+        if (signal?.aborted) return;
+        if (error instanceof ApiError && error.isUnauthorized) setSession({ status: "signed-out" });
+        else setSession({ status: "error", message: error instanceof Error ? error.message : String(error) });
+      },
+    );
+  }, []);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    load(controller.signal);
+    return () => controller.abort();
+  }, [load]);
+
+  return { session, setSession, reload: () => load() };
+}
+
+/**
+ * After a client-side navigation the element that had focus (a link, the sign-out button) is
+ * usually gone; put focus where a keyboard or screen-reader user expects it: the page's
+ * `autofocus` field, else its heading.
+ */
+function useFocusOnNavigation(key: string) {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    const active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) return;
+    const target = document.querySelector<HTMLElement>("main [autofocus]") ?? document.querySelector<HTMLElement>("main h1");
+    if (!target) return;
+    if (target.tagName === "H1") target.tabIndex = -1;
+    target.focus();
+  }, [key]);
+}
+
+export function App() {
+  const pathname = usePathname();
+  const { session, setSession, reload } = useSession();
+  useFocusOnNavigation(`${pathname} ${session.status}`);
+
+  const onSignedIn = useCallback(
+    (user: User) => {
+      setSession({ status: "signed-in", user });
+      navigate("/");
+    },
+    [setSession],
+  );
+  const onSignedOut = useCallback(() => {
+    setSession({ status: "signed-out" });
+    navigate("/signin");
+  }, [setSession]);
+
+  return (
+    <>
+      <Header session={session} />
+      <main id="main" class="main">
+        <Route pathname={pathname} session={session} reload={reload} onSignedIn={onSignedIn} onSignedOut={onSignedOut} />
+      </main>
+    </>
+  );
+}
+
+interface RouteProps {
+  pathname: string;
+  session: Session;
+  reload: () => void;
+  onSignedIn: (user: User) => void;
+  onSignedOut: () => void;
+}
+
+function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProps) {
+  if (session.status === "loading") {
+    return (
+      <p class="status" aria-busy="true">
+        Loading…
+      </p>
+    );
+  }
+  if (session.status === "error") {
+    return (
+      <section class="card">
+        <h1>Something went wrong</h1>
+        <p role="alert" class="alert">
+          {session.message}
+        </p>
+        <button type="button" class="button" onClick={reload}>
+          Try again
+        </button>
+      </section>
+    );
+  }
+
+  const signedIn = session.status === "signed-in";
+  switch (pathname) {
+    case "/signin":
+    case "/signup":
+      if (signedIn) return <Redirect to="/" />;
+      return <AuthPage key={pathname} mode={pathname === "/signin" ? "signin" : "signup"} onSignedIn={onSignedIn} />;
+    case "/":
+      if (!signedIn) return <Redirect to="/signin" />;
+      return <HomePage user={session.user} onSignedOut={onSignedOut} />;
+    default:
+      if (!signedIn) return <Redirect to="/signin" />;
+      return <NotFoundPage pathname={pathname} />;
+  }
+}
