@@ -190,6 +190,7 @@ impl App {
             }
         };
         housekeeping.abort();
+        self.state.store.close().await;
         tracing::info!("stopped");
         result
     }

@@ -42,6 +42,9 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip proving the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
+    /// Closes every connection (at shutdown, so SQLite checkpoints its WAL). Later calls fail.
+    async fn close(&self);
+
     // --- users ---
 
     /// Inserts a user. A taken username (case-insensitive) → [`StoreError::Conflict`]

@@ -78,6 +78,10 @@ impl Store for PgStore {
             .map_err(map_err)
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn create_user(&self, new: NewUser) -> Result<User> {
         let created_at = micros(new.created_at);
         sqlx::query(

@@ -106,6 +106,10 @@ impl Store for SqliteStore {
             .map_err(map_err)
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn create_user(&self, new: NewUser) -> Result<User> {
         let created_at = micros(new.created_at);
         sqlx::query(

@@ -1,0 +1,11 @@
+//! Integration tests: each test runs the real server on port 0 with its own data directory
+//! (and its own database), through real HTTP.
+
+mod auth;
+mod bad_input;
+mod github;
+mod helpers;
+mod openapi;
+mod ops;
+mod rate_limits;
+mod tokens;
