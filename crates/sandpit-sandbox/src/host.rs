@@ -51,7 +51,10 @@ pub fn cgroup_mode() -> std::io::Result<CgroupMode> {
 
 /// Decides the cgroup mode from mountinfo text. `read_v2_controllers` returns the contents of
 /// `cgroup.controllers` under a v2 mount point.
-pub fn parse_cgroup_mode(mountinfo: &str, read_v2_controllers: impl Fn(&str) -> String) -> CgroupMode {
+pub fn parse_cgroup_mode(
+    mountinfo: &str,
+    read_v2_controllers: impl Fn(&str) -> String,
+) -> CgroupMode {
     let mut v1 = Vec::new();
     let mut v2 = None;
     for line in mountinfo.lines() {
@@ -69,7 +72,14 @@ pub fn parse_cgroup_mode(mountinfo: &str, read_v2_controllers: impl Fn(&str) -> 
                 for option in super_options.split(',') {
                     if matches!(
                         option,
-                        "memory" | "pids" | "cpu" | "cpuacct" | "cpuset" | "freezer" | "devices" | "blkio"
+                        "memory"
+                            | "pids"
+                            | "cpu"
+                            | "cpuacct"
+                            | "cpuset"
+                            | "freezer"
+                            | "devices"
+                            | "blkio"
                     ) {
                         v1.push((option.to_owned(), PathBuf::from(mount_point)));
                     }
@@ -140,7 +150,9 @@ mod tests {
             mode,
             CgroupMode::V2 {
                 root: "/sys/fs/cgroup".into(),
-                controllers: ["cpuset", "cpu", "io", "memory", "pids"].map(String::from).to_vec(),
+                controllers: ["cpuset", "cpu", "io", "memory", "pids"]
+                    .map(String::from)
+                    .to_vec(),
             }
         );
         assert!(mode.can_limit());
@@ -150,7 +162,10 @@ mod tests {
 
     #[test]
     fn no_cgroups_at_all() {
-        assert_eq!(parse_cgroup_mode("22 1 8:1 / / rw - ext4 /dev/vda rw\n", |_| String::new()), CgroupMode::None);
+        assert_eq!(
+            parse_cgroup_mode("22 1 8:1 / / rw - ext4 /dev/vda rw\n", |_| String::new()),
+            CgroupMode::None
+        );
     }
 
     #[test]

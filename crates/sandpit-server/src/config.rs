@@ -12,7 +12,14 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys the environment may set. Other `SANDPIT_*` variables (for example the test
 /// tooling's `SANDPIT_TEST_PG_URL`) are not configuration and are ignored.
-const SECTIONS: &[&str] = &["data_dir", "server", "database", "auth", "rate_limit", "log"];
+const SECTIONS: &[&str] = &[
+    "data_dir",
+    "server",
+    "database",
+    "auth",
+    "rate_limit",
+    "log",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -222,10 +229,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{key}: {problem}")]
-    Invalid {
-        key: &'static str,
-        problem: String,
-    },
+    Invalid { key: &'static str, problem: String },
 }
 
 impl Config {
@@ -279,7 +283,10 @@ impl Config {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
         }
         if self.rate_limit.auth_per_minute == 0 || self.rate_limit.api_per_minute == 0 {
-            return Err(invalid("rate_limit", "limits must be at least 1 per minute"));
+            return Err(invalid(
+                "rate_limit",
+                "limits must be at least 1 per minute",
+            ));
         }
         if self.server.body_limit_bytes < 1024 {
             return Err(invalid("server.body_limit_bytes", "must be at least 1024"));
@@ -292,7 +299,12 @@ impl Config {
             axum::http::HeaderValue::from_str(origin)
                 .map_err(|_| invalid("server.cors_allowed_origins", "not a valid origin"))?;
         }
-        if !self.auth.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !self
+            .auth
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             return Err(invalid("auth.cookie_name", "use letters, digits and _"));
         }
         let gh = &self.auth.github;
@@ -350,7 +362,10 @@ fn resolve_secret(
     file: &Option<PathBuf>,
 ) -> Result<(), ConfigError> {
     let Some(path) = file else { return Ok(()) };
-    if value.as_ref().is_some_and(|v| !v.expose_secret().is_empty()) {
+    if value
+        .as_ref()
+        .is_some_and(|v| !v.expose_secret().is_empty())
+    {
         return Err(ConfigError::BothSecretSources { key });
     }
     let content = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadSecretFile {
@@ -358,7 +373,9 @@ fn resolve_secret(
         path: path.clone(),
         source,
     })?;
-    *value = Some(SecretString::from(content.trim_end_matches(['\n', '\r']).to_owned()));
+    *value = Some(SecretString::from(
+        content.trim_end_matches(['\n', '\r']).to_owned(),
+    ));
     Ok(())
 }
 
@@ -448,7 +465,10 @@ mod tests {
         // And the file really sets the keys rather than leaning on the defaults.
         let parsed: toml::Table = toml::from_str(DEFAULT_CONFIG_TOML).unwrap();
         assert_eq!(parsed["server"]["bind"].as_str(), Some("127.0.0.1:8000"));
-        assert_eq!(parsed["rate_limit"]["auth_per_minute"].as_integer(), Some(10));
+        assert_eq!(
+            parsed["rate_limit"]["auth_per_minute"].as_integer(),
+            Some(10)
+        );
     }
 
     #[test]
@@ -461,11 +481,9 @@ mod tests {
             jail.set_env("SANDPIT_RATE_LIMIT__API_PER_MINUTE", "7");
             jail.set_env("SANDPIT_AUTH__GITHUB__CLIENT_ID", "abc");
             jail.set_env("SANDPIT_TEST_PG_URL", "postgres://ignored");
-            let config = Config::load_from(
-                Some(Path::new("sandpit.toml")),
-                Env::prefixed("SANDPIT_"),
-            )
-            .map_err(|e| e.to_string())?;
+            let config =
+                Config::load_from(Some(Path::new("sandpit.toml")), Env::prefixed("SANDPIT_"))
+                    .map_err(|e| e.to_string())?;
             assert_eq!(config.server.bind.port(), 9000);
             assert_eq!(config.rate_limit.api_per_minute, 7);
             assert_eq!(config.auth.github.client_id, "abc");
@@ -484,7 +502,10 @@ mod tests {
             let secret = config.auth.github.client_secret.as_ref().unwrap();
             assert_eq!(secret.expose_secret(), "s3cret");
             assert!(config.github_enabled());
-            assert!(!format!("{config:?}").contains("s3cret"), "Debug must redact");
+            assert!(
+                !format!("{config:?}").contains("s3cret"),
+                "Debug must redact"
+            );
 
             jail.set_env("SANDPIT_AUTH__GITHUB__CLIENT_SECRET", "other");
             let err = Config::load_from(None, Env::prefixed("SANDPIT_")).unwrap_err();

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequest, FromRequestParts};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -26,7 +26,10 @@ pub enum ApiError {
     PayloadTooLarge,
     /// Input that parsed but breaks a rule; `field` names what to fix.
     #[error("{field}: {message}")]
-    Validation { field: &'static str, message: String },
+    Validation {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -123,7 +126,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Internal(err) => tracing::error!(error = format!("{err:#}"), "internal error"),
+            ApiError::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "internal error")
+            }
             ApiError::Upstream { detail, .. } => {
                 tracing::warn!(error.detail = %detail, "upstream failure")
             }
@@ -226,7 +231,6 @@ pub struct Path<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Query<T>(pub T);
-
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -44,9 +44,11 @@ impl RateLimits {
         limiter: &DefaultKeyedRateLimiter<K>,
         key: &K,
     ) -> Result<(), ApiError> {
-        limiter.check_key(key).map_err(|not_until| ApiError::RateLimited {
-            retry_after: not_until.wait_time_from(self.clock.now()),
-        })
+        limiter
+            .check_key(key)
+            .map_err(|not_until| ApiError::RateLimited {
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            })
     }
 
     /// Forgets buckets that are full again, so the maps don't grow with every address ever seen.
@@ -91,7 +93,11 @@ pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next)
 
 /// Middleware for the whole API: per user, or per address when not signed in.
 pub async fn limit_api(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let subject = match req.extensions().get::<Authenticated>().and_then(|a| a.0.as_ref()) {
+    let subject = match req
+        .extensions()
+        .get::<Authenticated>()
+        .and_then(|a| a.0.as_ref())
+    {
         Some(p) => Subject::User(p.user.id),
         None => Subject::Ip(client_ip(&req, state.config.server.trust_forwarded_for)),
     };

@@ -38,7 +38,10 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
     .await
     .context("cannot open the database")?;
     if migrate {
-        store.migrate().await.context("cannot migrate the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
     }
     Ok(store)
 }
@@ -122,6 +125,7 @@ impl App {
             cookie_key: cookie_key(&secret),
             limits: Arc::new(RateLimits::new(&config.rate_limit)),
             metrics: Arc::new(Metrics::new()),
+            auth_cache: Arc::default(),
             config: Arc::new(config),
             store,
             http,
@@ -155,7 +159,10 @@ impl App {
     }
 
     /// Serves until `stop` completes, then shuts down gracefully.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.addr();
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
         tracing::info!(

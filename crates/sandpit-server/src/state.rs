@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use axum_extra::extract::cookie::Key;
 use sandpit_store::Store;
 
+use crate::auth::cache::AuthCache;
 use crate::config::Config;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
+    /// Recently resolved credentials (see [`crate::auth::cache`]).
+    pub auth_cache: Arc<AuthCache>,
     /// Client for outbound calls (GitHub), with timeouts.
     pub http: reqwest::Client,
 }

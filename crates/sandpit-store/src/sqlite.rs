@@ -361,15 +361,31 @@ impl Store for SqliteStore {
     }
 
     async fn touch_credential(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
-        // The throttle is in the WHERE clause so most calls match no row and write nothing.
         let at = micros(at);
+        let stale = ts(at - TOUCH_INTERVAL);
+        // The throttle is in the WHERE clause so most calls change nothing. But in SQLite even
+        // an UPDATE that matches no row takes the database's single write lock, which would
+        // serialise every authenticated request; so first ask, with a read that runs
+        // concurrently with others, whether there is anything to write.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM credentials \
+             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        )
+        .bind(id.hyphenated())
+        .bind(&stale)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if due.is_none() {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE credentials SET last_used_at = ?1 \
              WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)",
         )
         .bind(ts(at))
         .bind(id.hyphenated())
-        .bind(ts(at - TOUCH_INTERVAL))
+        .bind(&stale)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

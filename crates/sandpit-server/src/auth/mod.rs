@@ -1,6 +1,7 @@
 //! Who is calling: credentials from the session cookie or `Authorization: Bearer`, resolved once
 //! per request by [`authenticate`] and read by the [`CurrentUser`] and [`RequireRole`] extractors.
 
+pub mod cache;
 pub mod password;
 pub mod token;
 
@@ -36,9 +37,7 @@ fn presented<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<&'a str> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
     headers
         .get_all(header::COOKIE)
@@ -53,30 +52,41 @@ fn presented<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<&'a str> {
 /// Middleware: resolves the caller once per request. Never rejects by itself: routes that need
 /// a user say so with [`CurrentUser`], so public routes stay public even with a stale cookie.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let principal = match presented(req.headers(), &state.config.auth.cookie_name)
-        .and_then(token::parse)
-    {
-        Some(hash) => match resolve(&state, &hash).await {
-            Ok(p) => p,
-            Err(e) => return axum::response::IntoResponse::into_response(e),
-        },
-        None => None,
-    };
+    let principal =
+        match presented(req.headers(), &state.config.auth.cookie_name).and_then(token::parse) {
+            Some(hash) => match resolve(&state, &hash).await {
+                Ok(p) => p,
+                Err(e) => return axum::response::IntoResponse::into_response(e),
+            },
+            None => None,
+        };
     req.extensions_mut().insert(Authenticated(principal));
     next.run(req).await
 }
 
 async fn resolve(state: &AppState, hash: &[u8; 32]) -> Result<Option<Arc<Principal>>, ApiError> {
+    if let Some(principal) = state.auth_cache.get(hash) {
+        return Ok(Some(principal));
+    }
     let now = Utc::now();
     let Some((credential, user)) = state.store.authenticate(hash, now).await? else {
         return Ok(None);
     };
+    // Use is recorded when the cache is (re)filled, so `last_used_at` is accurate to about a
+    // minute without a write per request.
     state.store.touch_credential(credential.id, now).await?;
-    Ok(Some(Arc::new(Principal {
+    let principal = Arc::new(Principal {
         user,
         credential_id: credential.id,
         kind: credential.kind,
-    })))
+    });
+    let expires_in = credential
+        .expires_at
+        .map(|at| (at - now).to_std().unwrap_or_default());
+    state
+        .auth_cache
+        .insert(*hash, principal.clone(), expires_in);
+    Ok(Some(principal))
 }
 
 /// Extractor: the signed-in caller, or 401.
@@ -160,8 +170,8 @@ pub async fn start_session(
 
 /// The session cookie: HttpOnly, SameSite=Lax, Secure when the public URL is HTTPS.
 pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    let max_age = i64::try_from(state.config.auth.session_ttl_hours.saturating_mul(3600))
-        .unwrap_or(i64::MAX);
+    let max_age =
+        i64::try_from(state.config.auth.session_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
     Cookie::build((state.config.auth.cookie_name.clone(), value))
         .path("/")
         .http_only(true)
@@ -178,7 +188,6 @@ pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
     cookie
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,14 +196,23 @@ mod tests {
     #[test]
     fn bearer_wins_and_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; sandpit_session=tok; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; sandpit_session=tok; b=2"),
+        );
         assert_eq!(presented(&h, "sandpit_session"), Some("tok"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer  bt "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  bt "),
+        );
         assert_eq!(presented(&h, "sandpit_session"), Some("bt"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
         assert_eq!(presented(&h, "sandpit_session"), None);
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("sandpit_sessionX=1"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("sandpit_sessionX=1"),
+        );
         assert_eq!(presented(&h, "sandpit_session"), None);
     }
 }

@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::views::UserView;
-use crate::auth::{self, Authenticated, CurrentUser, password};
 use crate::accounts;
+use crate::auth::{self, Authenticated, CurrentUser, password};
 use crate::domain::{Password, Username};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json};
 use crate::state::AppState;
@@ -185,11 +185,15 @@ async fn logout(
     jar: CookieJar,
     axum::Extension(authenticated): axum::Extension<Authenticated>,
 ) -> ApiResult<impl IntoResponse> {
-    if let Some(p) = authenticated.0.filter(|p| p.kind == CredentialKind::Session) {
+    if let Some(p) = authenticated
+        .0
+        .filter(|p| p.kind == CredentialKind::Session)
+    {
         state
             .store
             .revoke_credential(p.user.id, p.credential_id, Utc::now())
             .await?;
+        state.auth_cache.forget_credential(p.credential_id);
     }
     Ok((
         StatusCode::NO_CONTENT,

@@ -8,8 +8,8 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect};
-use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
@@ -46,7 +46,9 @@ fn ensure_enabled(state: &AppState) -> ApiResult<()> {
     if state.config.github_enabled() {
         Ok(())
     } else {
-        Err(ApiError::NotEnabled("GitHub sign-in is not configured on this server"))
+        Err(ApiError::NotEnabled(
+            "GitHub sign-in is not configured on this server",
+        ))
     }
 }
 
@@ -57,7 +59,10 @@ fn ensure_enabled(state: &AppState) -> ApiResult<()> {
         (status = 404, description = "GitHub sign-in is not configured", body = ErrorEnvelope),
         (status = 429, body = ErrorEnvelope),
     ))]
-async fn start(State(state): State<AppState>, jar: SignedCookieJar) -> ApiResult<impl IntoResponse> {
+async fn start(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+) -> ApiResult<impl IntoResponse> {
     ensure_enabled(&state)?;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -150,9 +155,8 @@ async fn callback(
 
     let access_token = exchange_code(&state, &code).await?;
     let profile_json = fetch_json(&state, "/user", &access_token).await?;
-    let profile: GithubUser = serde_json::from_value(profile_json.clone()).map_err(|e| {
-        upstream("GitHub returned an unexpected profile", e.to_string())
-    })?;
+    let profile: GithubUser = serde_json::from_value(profile_json.clone())
+        .map_err(|e| upstream("GitHub returned an unexpected profile", e.to_string()))?;
     let email = match profile.email.clone() {
         Some(e) => Some(e),
         None => primary_email(&state, &access_token).await,
@@ -215,7 +219,10 @@ async fn exchange_code(state: &AppState, code: &str) -> ApiResult<String> {
 }
 
 async fn fetch_json(state: &AppState, path: &str, token: &str) -> ApiResult<serde_json::Value> {
-    let url = format!("{}{path}", state.config.auth.github.api_url.trim_end_matches('/'));
+    let url = format!(
+        "{}{path}",
+        state.config.auth.github.api_url.trim_end_matches('/')
+    );
     state
         .http
         .get(url)
@@ -313,12 +320,23 @@ async fn create_unique_user(
     };
     let mut candidates = vec![base.clone()];
     candidates.extend((1..=3).map(|n| format!("{base}-{n}")));
-    candidates.push(format!("{base}-{}", &Uuid::new_v4().simple().to_string()[..3]));
+    candidates.push(format!(
+        "{base}-{}",
+        &Uuid::new_v4().simple().to_string()[..3]
+    ));
     for candidate in candidates {
         let Ok(name) = Username::parse(&candidate) else {
             continue;
         };
-        match insert_user(state.store.as_ref(), name, email.clone(), None, Role::Learner).await {
+        match insert_user(
+            state.store.as_ref(),
+            name,
+            email.clone(),
+            None,
+            Role::Learner,
+        )
+        .await
+        {
             Err(ApiError::Conflict(_)) => continue,
             other => return other,
         }

@@ -32,7 +32,6 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorEnvelope, Json};
 use crate::state::AppState;
 
-
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(OpenApi)]
@@ -81,10 +80,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
         .merge(tokens::router())
         .merge(users::router())
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
-        .layer(from_fn_with_state(
-            state.clone(),
-            crate::auth::authenticate,
-        ));
+        .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api)
         .merge(ops::router())

@@ -129,6 +129,7 @@ async fn delete_token(
         .store
         .revoke_credential(principal.user.id, id, Utc::now())
         .await?;
+    state.auth_cache.forget_credential(id);
     if !revoked {
         return Err(ApiError::not_found("token"));
     }

@@ -47,6 +47,7 @@ async fn set_role(
             sandpit_store::StoreError::NotFound => ApiError::not_found("user"),
             other => other.into(),
         })?;
+    state.auth_cache.forget_user(id);
     let user = state
         .store
         .user_by_id(id)

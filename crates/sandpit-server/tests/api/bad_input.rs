@@ -27,20 +27,44 @@ fn inputs() -> Vec<Input> {
     vec![
         raw("malformed", br#"{"username": "#),
         raw("empty", b""),
-        raw("non-utf8", b"{\"username\": \"\xff\xfe\", \"password\": \"\xc3\x28aaaaaa\"}"),
+        raw(
+            "non-utf8",
+            b"{\"username\": \"\xff\xfe\", \"password\": \"\xc3\x28aaaaaa\"}",
+        ),
         raw("trailing garbage", br#"{"name": "x"} {"#),
         raw("deeply nested", &[b'['; 20_000]),
         json("null", json!(null)),
         json("array", json!([1, 2, 3])),
         json("string", json!("hello")),
-        json("wrong types", json!({"username": 5, "password": true, "name": 7, "role": 1, "email": []})),
-        json("unknown field", json!({"username": "okname", "password": "long enough pw", "name": "n", "role": "author", "admin": true})),
+        json(
+            "wrong types",
+            json!({"username": 5, "password": true, "name": 7, "role": 1, "email": []}),
+        ),
+        json(
+            "unknown field",
+            json!({"username": "okname", "password": "long enough pw", "name": "n", "role": "author", "admin": true}),
+        ),
         json("missing fields", json!({})),
-        json("overlong strings", json!({"username": "u".repeat(10_000), "password": "p".repeat(100_000), "name": "n".repeat(10_000), "email": "e".repeat(10_000)})),
-        json("NUL and control characters", json!({"username": "ab\u{0}c", "password": "pass\u{0}word!", "name": "a\u{7}b", "email": "a\u{0}@b.co"})),
-        json("unicode lookalikes", json!({"username": "аdmin", "password": "🦀🦀🦀🦀🦀🦀🦀🦀", "name": "\u{202e}evil", "email": "ä@b"})),
-        json("huge number", json!({"name": "n", "expires_in_days": 1e300, "role": 1e300})),
-        json("negative number", json!({"name": "n", "expires_in_days": -1})),
+        json(
+            "overlong strings",
+            json!({"username": "u".repeat(10_000), "password": "p".repeat(100_000), "name": "n".repeat(10_000), "email": "e".repeat(10_000)}),
+        ),
+        json(
+            "NUL and control characters",
+            json!({"username": "ab\u{0}c", "password": "pass\u{0}word!", "name": "a\u{7}b", "email": "a\u{0}@b.co"}),
+        ),
+        json(
+            "unicode lookalikes",
+            json!({"username": "аdmin", "password": "🦀🦀🦀🦀🦀🦀🦀🦀", "name": "\u{202e}evil", "email": "ä@b"}),
+        ),
+        json(
+            "huge number",
+            json!({"name": "n", "expires_in_days": 1e300, "role": 1e300}),
+        ),
+        json(
+            "negative number",
+            json!({"name": "n", "expires_in_days": -1}),
+        ),
         Input {
             name: "oversized",
             content_type: Some("application/json"),
@@ -76,7 +100,10 @@ async fn every_endpoint_answers_bad_input_with_the_envelope() {
     let mut checked = 0;
     for (method, path, authed) in &body_endpoints {
         for input in inputs() {
-            let mut req = app.client.request(method.clone(), app.url(path)).body(input.body.clone());
+            let mut req = app
+                .client
+                .request(method.clone(), app.url(path))
+                .body(input.body.clone());
             if let Some(ct) = input.content_type {
                 req = req.header("content-type", ct);
             }
@@ -84,7 +111,10 @@ async fn every_endpoint_answers_bad_input_with_the_envelope() {
                 req = req.bearer_auth(&admin);
             }
             let a = app.send(req).await;
-            let ctx = format!("{method} {path} with {}: {} {}", input.name, a.status, a.body);
+            let ctx = format!(
+                "{method} {path} with {}: {} {}",
+                input.name, a.status, a.body
+            );
             assert!(a.status.is_client_error(), "{ctx}");
             assert!(a.body["error"]["code"].is_string(), "{ctx}");
             assert!(a.body["error"]["message"].is_string(), "{ctx}");
@@ -117,10 +147,22 @@ async fn every_endpoint_answers_bad_input_with_the_envelope() {
     let others: Vec<(Method, &str, bool)> = vec![
         (Method::DELETE, "/api/v1/tokens/not-a-uuid", true),
         (Method::DELETE, "/api/v1/tokens/%00", true),
-        (Method::DELETE, "/api/v1/tokens/..%2F..%2Fetc%2Fpasswd", true),
+        (
+            Method::DELETE,
+            "/api/v1/tokens/..%2F..%2Fetc%2Fpasswd",
+            true,
+        ),
         (Method::PUT, "/api/v1/users/12345/role", true),
-        (Method::GET, "/api/v1/auth/github/callback?code=%ff%fe&state=%00", true),
-        (Method::GET, "/api/v1/auth/github/callback?code=a&code=b", true),
+        (
+            Method::GET,
+            "/api/v1/auth/github/callback?code=%ff%fe&state=%00",
+            true,
+        ),
+        (
+            Method::GET,
+            "/api/v1/auth/github/callback?code=a&code=b",
+            true,
+        ),
         (Method::GET, "/api/v1/auth/github", true),
         (Method::POST, "/api/v1/auth/me", true),
         (Method::PATCH, "/api/v1/tokens", true),

@@ -25,7 +25,10 @@ struct FakeGithub {
 impl FakeGithub {
     fn grant(&self, code: &str, profile: Value) {
         let token = format!("gho_{code}");
-        self.grants.lock().unwrap().insert(code.into(), (token, profile));
+        self.grants
+            .lock()
+            .unwrap()
+            .insert(code.into(), (token, profile));
     }
 
     fn profile_for(&self, headers: &HeaderMap) -> Option<Value> {
@@ -49,21 +52,36 @@ async fn access_token(
     *fake.last_exchange.lock().unwrap() = form.clone();
     let ok_client = form.get("client_id").map(String::as_str) == Some("client-1")
         && form.get("client_secret").map(String::as_str) == Some("shh");
-    let grant = fake.grants.lock().unwrap().get(form.get("code").map_or("", |c| c)).cloned();
+    let grant = fake
+        .grants
+        .lock()
+        .unwrap()
+        .get(form.get("code").map_or("", |c| c))
+        .cloned();
     match grant {
-        Some((token, _)) if ok_client => {
-            Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}))
-        }
+        Some((token, _)) if ok_client => Json(
+            json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}),
+        ),
         // GitHub answers 200 with an error object for bad codes.
-        _ => Json(json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."})),
+        _ => Json(
+            json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}),
+        ),
     }
 }
 
-async fn user(State(fake): State<FakeGithub>, headers: HeaderMap) -> Result<Json<Value>, AxumStatus> {
-    fake.profile_for(&headers).map(Json).ok_or(AxumStatus::UNAUTHORIZED)
+async fn user(
+    State(fake): State<FakeGithub>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AxumStatus> {
+    fake.profile_for(&headers)
+        .map(Json)
+        .ok_or(AxumStatus::UNAUTHORIZED)
 }
 
-async fn emails(State(fake): State<FakeGithub>, headers: HeaderMap) -> Result<Json<Value>, AxumStatus> {
+async fn emails(
+    State(fake): State<FakeGithub>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AxumStatus> {
     fake.profile_for(&headers).ok_or(AxumStatus::UNAUTHORIZED)?;
     Ok(Json(json!([
         {"email": "secondary@example.com", "primary": false, "verified": true},
@@ -108,7 +126,10 @@ async fn begin(app: &TestApp, session_cookie: Option<&str>) -> (String, String) 
     let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
     let query: HashMap<_, _> = location.query_pairs().into_owned().collect();
     assert_eq!(query["client_id"], "client-1");
-    assert_eq!(query["redirect_uri"], app.url("/api/v1/auth/github/callback"));
+    assert_eq!(
+        query["redirect_uri"],
+        app.url("/api/v1/auth/github/callback")
+    );
     assert!(query["scope"].contains("user:email"));
     let cookie = res.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -143,33 +164,68 @@ fn session_from(res: &reqwest::Response) -> String {
 async fn new_github_user_is_created_then_signed_in_again() {
     let (fake, base) = spawn_fake().await;
     let app = app_with_github(&base).await;
-    assert_eq!(app.get("/api/v1/auth/providers", None).await.body["github"], true);
-    fake.grant("code-1", json!({"id": 4242, "login": "octocat", "email": null, "name": "Octo"}));
+    assert_eq!(
+        app.get("/api/v1/auth/providers", None).await.body["github"],
+        true
+    );
+    fake.grant(
+        "code-1",
+        json!({"id": 4242, "login": "octocat", "email": null, "name": "Octo"}),
+    );
 
     let (state, cookie) = begin(&app, None).await;
     let res = finish(&app, "code-1", &state, &cookie).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{:?}", res.text().await);
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        res.text().await
+    );
     assert_eq!(res.headers()["location"], "/welcome");
     assert_eq!(
         fake.last_exchange.lock().unwrap()["redirect_uri"],
         app.url("/api/v1/auth/github/callback")
     );
     let session = session_from(&res);
-    let me = app.send(app.client.get(app.url("/api/v1/auth/me")).header("cookie", &session)).await;
+    let me = app
+        .send(
+            app.client
+                .get(app.url("/api/v1/auth/me"))
+                .header("cookie", &session),
+        )
+        .await;
     assert_eq!(me.body["username"], "octocat");
-    assert_eq!(me.body["email"], "octo@example.com", "private e-mail read from /user/emails");
+    assert_eq!(
+        me.body["email"], "octo@example.com",
+        "private e-mail read from /user/emails"
+    );
     let id = me.body["id"].clone();
 
     // Signing in again with the same GitHub account finds the same user.
-    fake.grant("code-2", json!({"id": 4242, "login": "octocat-renamed", "email": null}));
+    fake.grant(
+        "code-2",
+        json!({"id": 4242, "login": "octocat-renamed", "email": null}),
+    );
     let (state, cookie) = begin(&app, None).await;
     let res = finish(&app, "code-2", &state, &cookie).await;
     let again = app
-        .send(app.client.get(app.url("/api/v1/auth/me")).header("cookie", session_from(&res)))
+        .send(
+            app.client
+                .get(app.url("/api/v1/auth/me"))
+                .header("cookie", session_from(&res)),
+        )
         .await;
     assert_eq!(again.body["id"], id);
-    let identity = app.store().identity("github", "4242").await.unwrap().unwrap();
-    assert_eq!(identity.profile["login"], "octocat-renamed", "profile refreshed");
+    let identity = app
+        .store()
+        .identity("github", "4242")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        identity.profile["login"], "octocat-renamed",
+        "profile refreshed"
+    );
 }
 
 #[tokio::test]
@@ -177,11 +233,18 @@ async fn taken_username_gets_a_suffix_and_signed_in_user_links() {
     let (fake, base) = spawn_fake().await;
     let app = app_with_github(&base).await;
     let (_, _) = app.signup("octocat").await;
-    fake.grant("c1", json!({"id": 1, "login": "octocat", "email": "o@example.com"}));
+    fake.grant(
+        "c1",
+        json!({"id": 1, "login": "octocat", "email": "o@example.com"}),
+    );
     let (state, cookie) = begin(&app, None).await;
     let res = finish(&app, "c1", &state, &cookie).await;
     let me = app
-        .send(app.client.get(app.url("/api/v1/auth/me")).header("cookie", session_from(&res)))
+        .send(
+            app.client
+                .get(app.url("/api/v1/auth/me"))
+                .header("cookie", session_from(&res)),
+        )
         .await;
     assert_eq!(me.body["username"], "octocat-1");
 
@@ -222,12 +285,21 @@ async fn bad_state_bad_code_and_disabled_are_clear_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(res).await, (StatusCode::BAD_REQUEST, "bad_request".into()));
+    assert_eq!(
+        error_of(res).await,
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
     let res = finish(&app, "good", "other-state", &cookie).await;
-    assert_eq!(error_of(res).await, (StatusCode::BAD_REQUEST, "bad_request".into()));
+    assert_eq!(
+        error_of(res).await,
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
     let forged = format!("sandpit_oauth_state={state}");
     let res = finish(&app, "good", &state, &forged).await;
-    assert_eq!(error_of(res).await, (StatusCode::BAD_REQUEST, "bad_request".into()));
+    assert_eq!(
+        error_of(res).await,
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
     // The user declined at GitHub.
     let res = app
         .client
@@ -237,16 +309,29 @@ async fn bad_state_bad_code_and_disabled_are_clear_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(res).await, (StatusCode::BAD_REQUEST, "bad_request".into()));
+    assert_eq!(
+        error_of(res).await,
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
     // GitHub refuses the code.
     let res = finish(&app, "expired-code", &state, &cookie).await;
-    assert_eq!(error_of(res).await, (StatusCode::BAD_GATEWAY, "upstream_error".into()));
+    assert_eq!(
+        error_of(res).await,
+        (StatusCode::BAD_GATEWAY, "upstream_error".into())
+    );
     // GitHub is unreachable.
     let dead = app_with_github("http://127.0.0.1:9").await;
     let (state, cookie) = begin(&dead, None).await;
     let res = finish(&dead, "good", &state, &cookie).await;
-    assert_eq!(error_of(res).await, (StatusCode::BAD_GATEWAY, "upstream_error".into()));
-    assert_eq!(app.store().count_users().await.unwrap(), 0, "no account was created");
+    assert_eq!(
+        error_of(res).await,
+        (StatusCode::BAD_GATEWAY, "upstream_error".into())
+    );
+    assert_eq!(
+        app.store().count_users().await.unwrap(),
+        0,
+        "no account was created"
+    );
 
     // Not configured: both routes say so.
     let plain = TestApp::spawn().await;

@@ -50,11 +50,10 @@ async fn the_document_lists_every_route_and_matches_the_snapshot() {
     for route in ROUTES {
         let (method, path) = route.split_once(' ').unwrap();
         let path = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
-        let a = app
-            .call(method.parse().unwrap(), &path, None, None)
-            .await;
+        let a = app.call(method.parse().unwrap(), &path, None, None).await;
         assert!(
-            a.status != StatusCode::METHOD_NOT_ALLOWED && a.body["error"]["message"] != "no such API route",
+            a.status != StatusCode::METHOD_NOT_ALLOWED
+                && a.body["error"]["message"] != "no such API route",
             "{route} is documented but not routed: {} {}",
             a.status,
             a.body

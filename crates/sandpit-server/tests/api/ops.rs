@@ -23,7 +23,12 @@ async fn readiness_reports_a_broken_store() {
     // The database stops answering under the running server.
     app.state.store.close().await;
     let ready = app.get("/readyz", None).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
     assert_eq!(ready.body["status"], "unready");
     assert_eq!(ready.body["components"]["store"]["status"], "error");
     assert!(ready.body["components"]["store"]["detail"].is_string());
@@ -35,7 +40,11 @@ async fn readiness_reports_a_broken_store() {
 async fn request_ids_are_echoed_or_generated() {
     let app = TestApp::spawn().await;
     let given = app
-        .send(app.client.get(app.url("/healthz")).header("x-request-id", "trace-me-123"))
+        .send(
+            app.client
+                .get(app.url("/healthz"))
+                .header("x-request-id", "trace-me-123"),
+        )
         .await;
     assert_eq!(given.headers["x-request-id"], "trace-me-123");
     let generated = app.get("/api/v1/nowhere", None).await;
@@ -48,23 +57,43 @@ async fn metrics_count_requests_by_route_template() {
     let app = TestApp::spawn().await;
     let (_, token) = app.signup("metered").await;
     app.get("/api/v1/auth/me", Some(&token)).await;
-    app.call(Method::DELETE, &format!("/api/v1/tokens/{}", uuid::Uuid::now_v7()), Some(&token), None)
-        .await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/tokens/{}", uuid::Uuid::now_v7()),
+        Some(&token),
+        None,
+    )
+    .await;
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let text = res.text().await.unwrap();
     assert!(
-        text.contains(r#"sandpit_http_requests_total{method="GET",route="/api/v1/auth/me",status="200"} 1"#),
+        text.contains(
+            r#"sandpit_http_requests_total{method="GET",route="/api/v1/auth/me",status="200"} 1"#
+        ),
         "{text}"
     );
-    assert!(text.contains(r#"route="/api/v1/tokens/{id}",status="404""#), "ids never become labels: {text}");
-    assert!(text.contains("sandpit_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"route="/api/v1/tokens/{id}",status="404""#),
+        "ids never become labels: {text}"
+    );
+    assert!(
+        text.contains("sandpit_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
-    let app = TestApp::spawn_with(|c| c.server.cors_allowed_origins = vec!["https://ok.example".into()]).await;
+    let app =
+        TestApp::spawn_with(|c| c.server.cors_allowed_origins = vec!["https://ok.example".into()])
+            .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(Method::OPTIONS, app.url("/api/v1/auth/me"))
@@ -74,7 +103,10 @@ async fn cors_allows_only_configured_origins() {
             .send()
     };
     let ok = preflight("https://ok.example").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "https://ok.example");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://ok.example"
+    );
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
     let evil = preflight("https://evil.example").await.unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
@@ -83,8 +115,12 @@ async fn cors_allows_only_configured_origins() {
 #[tokio::test]
 async fn unknown_routes_methods_and_the_spa() {
     let app = TestApp::spawn().await;
-    app.get("/api/v1/nope", None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
-    app.get("/api", None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    app.get("/api/v1/nope", None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    app.get("/api", None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
     app.call(Method::DELETE, "/api/v1/auth/me", None, None)
         .await
         .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
@@ -94,21 +130,36 @@ async fn unknown_routes_methods_and_the_spa() {
     app.call(Method::POST, "/some/page", None, Some(json!({})))
         .await
         .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-    app.get("/assets/missing.js", None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    app.get("/assets/missing.js", None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
 
     // Any other GET is the web app (its shell page, or the "not built" page).
     for path in ["/", "/signin", "/labs/python/step/2"] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
-        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-        assert!(res.text().await.unwrap().to_lowercase().contains("<!doctype html>"));
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .to_lowercase()
+                .contains("<!doctype html>")
+        );
     }
 }
 
 #[tokio::test]
 async fn graceful_shutdown_stops_serving() {
     let dir = tempfile::TempDir::new().unwrap();
-    let app = sandpit_server::App::build(crate::helpers::test_config(&dir)).await.unwrap();
+    let app = sandpit_server::App::build(crate::helpers::test_config(&dir))
+        .await
+        .unwrap();
     let url = format!("http://{}/healthz", app.addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -121,5 +172,8 @@ async fn graceful_shutdown_stops_serving() {
         .expect("server stops")
         .unwrap()
         .unwrap();
-    assert!(reqwest::get(&url).await.is_err(), "nothing listens any more");
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "nothing listens any more"
+    );
 }
