@@ -32,9 +32,9 @@ export default defineConfig({
     },
   },
   server: {
-    // `npm run dev` against a server on :8080 (SANDPIT_DEV_API overrides).
+    // `npm run dev` against a server on :8000 (SANDPIT_DEV_API overrides).
     proxy: {
-      "/api": { target: process.env.SANDPIT_DEV_API ?? "http://127.0.0.1:8080", changeOrigin: false },
+      "/api": { target: process.env.SANDPIT_DEV_API ?? "http://127.0.0.1:8000", changeOrigin: false },
     },
   },
 });

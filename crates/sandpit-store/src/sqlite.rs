@@ -38,7 +38,6 @@ macro_rules! user_cols {
         "u.id, u.username, u.email, u.password_hash, u.role, u.created_at, u.updated_at"
     };
 }
-const USER_NCOLS: usize = 7;
 macro_rules! identity_cols {
     () => {
         "i.id, i.user_id, i.provider, i.subject, i.login, i.profile, i.created_at, i.updated_at"
@@ -480,7 +479,6 @@ fn get_opt_ts(row: &SqliteRow, i: usize, column: &'static str) -> Result<Option<
 
 /// Decodes [`user_cols!`] starting at column `at`.
 fn user_at(row: &SqliteRow, at: usize) -> Result<User> {
-    debug_assert!(row.len() >= at + USER_NCOLS);
     Ok(User {
         id: get_uuid(row, at, "users.id")?,
         username: get_str(row, at + 1)?.to_owned(),
