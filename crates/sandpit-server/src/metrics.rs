@@ -102,6 +102,23 @@ impl Default for Metrics {
     }
 }
 
+/// Counts a request as in flight until dropped — also when the client goes away and the
+/// request's future is dropped half-way.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn enter(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Middleware: counts and times every request by its route template.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
@@ -110,9 +127,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
-    state.metrics.in_flight.inc();
+    let _in_flight = InFlight::enter(&state.metrics.in_flight);
     let response = next.run(req).await;
-    state.metrics.in_flight.dec();
     state
         .metrics
         .latency

@@ -35,13 +35,7 @@ async fn full_flow(app: &TestApp) {
 
     // The cookie alone authenticates …
     let session = cookie.split(';').next().unwrap().to_owned();
-    let me = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/auth/me"))
-                .header("cookie", &session),
-        )
-        .await;
+    let me = app.me_with_cookie(&session).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["id"], user["id"]);
     for key in ["id", "username", "email", "role", "created_at"] {
@@ -168,13 +162,7 @@ async fn forged_expired_and_revoked_credentials_are_refused() {
         )
         .await;
     unauthorized(basic);
-    let cookie = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/auth/me"))
-                .header("cookie", "sandpit_session=%%%"),
-        )
-        .await;
+    let cookie = app.me_with_cookie("sandpit_session=%%%").await;
     unauthorized(cookie);
 
     // Expired: a credential whose expiry has passed.

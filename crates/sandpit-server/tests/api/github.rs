@@ -187,13 +187,7 @@ async fn new_github_user_is_created_then_signed_in_again() {
         app.url("/api/v1/auth/github/callback")
     );
     let session = session_from(&res);
-    let me = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/auth/me"))
-                .header("cookie", &session),
-        )
-        .await;
+    let me = app.me_with_cookie(&session).await;
     assert_eq!(me.body["username"], "octocat");
     assert_eq!(
         me.body["email"], "octo@example.com",
@@ -208,13 +202,7 @@ async fn new_github_user_is_created_then_signed_in_again() {
     );
     let (state, cookie) = begin(&app, None).await;
     let res = finish(&app, "code-2", &state, &cookie).await;
-    let again = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/auth/me"))
-                .header("cookie", session_from(&res)),
-        )
-        .await;
+    let again = app.me_with_cookie(&session_from(&res)).await;
     assert_eq!(again.body["id"], id);
     let identity = app
         .store()
@@ -239,13 +227,7 @@ async fn taken_username_gets_a_suffix_and_signed_in_user_links() {
     );
     let (state, cookie) = begin(&app, None).await;
     let res = finish(&app, "c1", &state, &cookie).await;
-    let me = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/auth/me"))
-                .header("cookie", session_from(&res)),
-        )
-        .await;
+    let me = app.me_with_cookie(&session_from(&res)).await;
     assert_eq!(me.body["username"], "octocat-1");
 
     // A signed-in user links a new GitHub account to themself …

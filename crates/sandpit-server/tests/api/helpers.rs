@@ -129,6 +129,16 @@ impl TestApp {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// `GET /api/v1/auth/me` authenticated by a `Cookie` header value alone.
+    pub async fn me_with_cookie(&self, cookie: &str) -> Answer {
+        self.send(
+            self.client
+                .get(self.url("/api/v1/auth/me"))
+                .header("cookie", cookie),
+        )
+        .await
+    }
+
     /// Signs up `username` with a fixed good password; returns (user JSON, session token).
     pub async fn signup(&self, username: &str) -> (Value, String) {
         let a = self
