@@ -47,8 +47,10 @@ fn main() {
         .build()
         .expect("server runtime");
     let (addr, token) = server_rt.block_on(async {
-        let mut config = Config::default();
-        config.data_dir = dir.path().join("data");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
         config.server.bind = "127.0.0.1:0".parse().expect("addr");
         config.rate_limit.api_per_minute = u32::MAX;
         if store == "postgres" {

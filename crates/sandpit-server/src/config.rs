@@ -449,6 +449,10 @@ level = "info"
 "#;
 
 #[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes the closures' error type to figment::Error"
+)]
 mod tests {
     use super::*;
 

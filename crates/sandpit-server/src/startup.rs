@@ -210,7 +210,7 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         state.limits.prune();
-        if minutes % 60 == 0 {
+        if minutes.is_multiple_of(60) {
             let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
             match state.store.purge_credentials(cutoff).await {
                 Ok(0) => {}

@@ -1,5 +1,10 @@
 //! The `sandpit` command as a user runs it: a real process with its own data directory.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is how a test step fails, loudly"
+)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -36,8 +36,10 @@ impl Answer {
 }
 
 pub fn test_config(dir: &TempDir) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.path().join("data");
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
     config.server.bind = "127.0.0.1:0".parse().unwrap();
     config.rate_limit.auth_per_minute = 10_000;
     config.rate_limit.api_per_minute = 100_000;

@@ -1,6 +1,11 @@
 //! Integration tests: each test runs the real server on port 0 with its own data directory
 //! (and its own database), through real HTTP.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is how a test step fails, loudly"
+)]
+
 mod auth;
 mod bad_input;
 mod github;
