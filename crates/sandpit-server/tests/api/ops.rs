@@ -50,6 +50,30 @@ async fn request_ids_are_echoed_or_generated() {
     let generated = app.get("/api/v1/nowhere", None).await;
     let id = generated.headers["x-request-id"].to_str().unwrap();
     assert_eq!(id.len(), 36, "a UUID: {id}");
+    // Overlong or odd ids are replaced, so they never reach the logs.
+    for bad in ["x".repeat(200), "a b".into(), "id\"injected".into()] {
+        let a = app
+            .send(
+                app.client
+                    .get(app.url("/healthz"))
+                    .header("x-request-id", &bad),
+            )
+            .await;
+        let id = a.headers["x-request-id"].to_str().unwrap();
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 36, "replaced by a UUID: {id}");
+    }
+}
+
+#[tokio::test]
+async fn security_headers_on_every_response() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/api/v1/auth/providers", "/api/v1/nowhere", "/healthz"] {
+        let a = app.get(path, None).await;
+        assert_eq!(a.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(a.headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(a.headers["referrer-policy"], "same-origin", "{path}");
+    }
 }
 
 #[tokio::test]
