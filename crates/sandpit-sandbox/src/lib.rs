@@ -1,5 +1,33 @@
 //! sandpit's sandbox engine. It knows nothing of HTTP or databases, so it can be used and tested
-//! alone. This first part probes what the host offers; the backends (native namespaces +
-//! cgroups + seccomp, then Docker/Podman and Kubernetes) build on it.
+//! alone.
+//!
+//! - [`spec`]: what a sandbox and a process are asked to be (limits, root, stdio).
+//! - [`backend`]: the [`Backend`]/[`Sandbox`] seam every backend implements.
+//! - [`protocol`] and [`client`]: the agent protocol and the server's side of it.
+//! - [`agent`]: the program inside every sandbox (`sandpit agent`).
+//! - [`native`]: the default backend (namespaces, cgroups, seccomp), built on [`cgroup`],
+//!   [`seccomp`] and [`host`].
+//! - [`pool`]: warm sandboxes, reset between uses.
 
+pub mod agent;
+pub mod backend;
+pub mod cgroup;
+pub mod client;
+pub mod error;
 pub mod host;
+pub mod native;
+pub mod pool;
+pub mod protocol;
+pub mod seccomp;
+pub mod spec;
+
+pub use backend::{Backend, BackendReport, Sandbox, Usage};
+pub use client::{Output, Process, ProcessEvent};
+pub use error::SandboxError;
+pub use native::{NativeBackend, NativeConfig};
+pub use pool::{Lease, Pool};
+pub use protocol::{ExitInfo, LimitKind, Stream};
+pub use spec::{
+    NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits, SandboxSpec, StdioMode,
+    WorkspacePath,
+};

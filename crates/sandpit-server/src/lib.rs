@@ -10,6 +10,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod routes;
+pub mod runs;
 mod startup;
 pub mod state;
 pub mod telemetry;

@@ -1,0 +1,337 @@
+//! Builds the sandbox's file system inside the agent's new mount namespace: a small tmpfs root
+//! holding read-only binds of the system directories, a generated `/etc` subset, `/proc`, a
+//! minimal `/dev`, and size-limited tmpfs mounts for the workspace, `/tmp` and `/dev/shm`; then
+//! `pivot_root` into it so nothing else of the host remains reachable.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::protocol::AgentSetup;
+use crate::spec::{RootSpec, WORKSPACE_DIR};
+
+/// Where the new root is assembled (a tmpfs mounted over this path in the private namespace).
+const STAGING: &str = "/tmp";
+
+/// Host directories shared read-only in [`RootSpec::Host`] mode.
+const HOST_TOP: &[&str] = &[
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt",
+];
+
+/// `/etc` entries a program may need: the dynamic linker, name service and time zone data,
+/// certificates, alternatives (`/usr/bin/java` points through them) and language runtimes'
+/// configuration. Everything else (shadow, ssh keys, the server's own config) stays out.
+const HOST_ETC: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "localtime",
+    "timezone",
+    "os-release",
+    "debian_version",
+    "mime.types",
+    "protocols",
+    "services",
+    "networks",
+    "inputrc",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "perl",
+    "fonts",
+    "terminfo",
+    "magic",
+    "magic.mime",
+];
+
+/// `/etc` entries shared by prefix (versioned runtime configuration such as `java-17-openjdk`).
+const HOST_ETC_PREFIXES: &[&str] = &["java-", "python3"];
+
+fn ms_ro() -> MsFlags {
+    MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
+}
+
+fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what} {}: {e}", path.display()))
+}
+
+fn do_mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
+    mount(source, target, fstype, flags, data).map_err(|e| io_err("mount", target, e))
+}
+
+/// Bind-mounts `src` at `dst` read-only, without set-uid or device files. Creates the mount
+/// point (a directory or an empty file, matching `src`).
+fn bind_ro(src: &Path, dst: &Path) -> io::Result<()> {
+    let meta = fs::metadata(src).map_err(|e| io_err("stat", src, e))?;
+    if meta.is_dir() {
+        fs::create_dir_all(dst).map_err(|e| io_err("mkdir", dst, e))?;
+    } else {
+        fs::write(dst, b"").map_err(|e| io_err("create", dst, e))?;
+    }
+    do_mount(Some(path_str(src)?), dst, None, MsFlags::MS_BIND, None)?;
+    // A bind mount takes the flags of its source; read-only needs a second, remount step.
+    do_mount(
+        None,
+        dst,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ms_ro(),
+        None,
+    )
+}
+
+fn path_str(p: &Path) -> io::Result<&str> {
+    p.to_str()
+        .ok_or_else(|| io_err("path", p, "is not valid UTF-8"))
+}
+
+/// Copies a symlink (e.g. `/bin -> usr/bin` on merged-usr systems) into the new root.
+fn copy_link_or_bind(src: &Path, dst: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(|e| io_err("stat", src, e))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(src).map_err(|e| io_err("readlink", src, e))?;
+        symlink(&target, dst).map_err(|e| io_err("symlink", dst, e))
+    } else if meta.is_dir() || meta.is_file() {
+        bind_ro(src, dst)
+    } else {
+        Ok(())
+    }
+}
+
+/// Mount options of a size-limited tmpfs.
+pub fn tmpfs_options(bytes: u64, mode: u32, owner: Option<(u32, u32)>) -> String {
+    let mut opts = format!("size={bytes},mode={mode:o}");
+    if let Some((uid, gid)) = owner {
+        opts.push_str(&format!(",uid={uid},gid={gid}"));
+    }
+    opts
+}
+
+/// The writable mounts, re-created on every reset: `(path inside, options)`.
+pub fn scratch_mounts(setup: &AgentSetup) -> [(&'static str, String); 3] {
+    let owner = Some((setup.uid, setup.gid));
+    [
+        (
+            WORKSPACE_DIR,
+            tmpfs_options(setup.limits.workspace_bytes, 0o755, owner),
+        ),
+        ("/tmp", tmpfs_options(setup.limits.tmp_bytes, 0o1777, None)),
+        (
+            "/dev/shm",
+            tmpfs_options(setup.limits.shm_bytes, 0o1777, None),
+        ),
+    ]
+}
+
+pub fn mount_scratch(path: &Path, options: &str) -> io::Result<()> {
+    do_mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options),
+    )
+}
+
+/// Replaces the writable mounts with empty ones.
+pub fn reset_scratch(setup: &AgentSetup) -> io::Result<()> {
+    for (path, options) in scratch_mounts(setup) {
+        let path = Path::new(path);
+        umount2(path, MntFlags::MNT_DETACH).map_err(|e| io_err("umount", path, e))?;
+        mount_scratch(path, &options)?;
+    }
+    Ok(())
+}
+
+/// Builds the root and pivots into it. Runs as PID 1 of the new PID namespace, inside the new
+/// mount namespace.
+pub fn build(setup: &AgentSetup) -> io::Result<()> {
+    // Nothing done from here on propagates back to the host.
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    let root = PathBuf::from(STAGING);
+    do_mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("size=1m,mode=755"),
+    )?;
+
+    match &setup.root {
+        RootSpec::Host => {
+            for name in HOST_TOP {
+                let src = Path::new("/").join(name);
+                if fs::symlink_metadata(&src).is_ok() {
+                    copy_link_or_bind(&src, &root.join(name))?;
+                }
+            }
+            let etc = root.join("etc");
+            fs::create_dir(&etc).map_err(|e| io_err("mkdir", &etc, e))?;
+            for entry in fs::read_dir("/etc").map_err(|e| io_err("list", Path::new("/etc"), e))? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if HOST_ETC.contains(&name.as_ref())
+                    || HOST_ETC_PREFIXES.iter().any(|p| name.starts_with(p))
+                {
+                    copy_link_or_bind(&entry.path(), &etc.join(name.as_ref()))?;
+                }
+            }
+            write_identity_files(setup, &etc)?;
+        }
+        RootSpec::Directory { path } => {
+            for entry in fs::read_dir(path).map_err(|e| io_err("list", path, e))? {
+                let entry = entry?;
+                let name = entry.file_name();
+                if matches!(
+                    name.to_str(),
+                    Some("proc" | "dev" | "sys" | "tmp" | "workspace" | "run")
+                ) {
+                    continue;
+                }
+                copy_link_or_bind(&entry.path(), &root.join(&name))?;
+            }
+        }
+    }
+
+    // /proc of the new PID namespace, with /proc/sys read-only.
+    let proc_dir = root.join("proc");
+    fs::create_dir(&proc_dir)?;
+    do_mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    let proc_sys = proc_dir.join("sys");
+    do_mount(
+        Some(path_str(&proc_sys)?),
+        &proc_sys,
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )?;
+    do_mount(
+        None,
+        &proc_sys,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ms_ro() | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+
+    build_dev(&root)?;
+
+    for (path, options) in scratch_mounts(setup) {
+        let dst = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(&dst)?;
+        mount_scratch(&dst, &options)?;
+    }
+
+    // Enter the new root and drop every reference to the old one.
+    std::env::set_current_dir(&root)?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| io_err("pivot_root", &root, e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| io_err("umount old root", &root, e))?;
+    std::env::set_current_dir("/")?;
+    // The root tmpfs only holds mount points and generated files: make it read-only too.
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ms_ro(),
+        None,
+    )
+}
+
+fn build_dev(root: &Path) -> io::Result<()> {
+    let dev = root.join("dev");
+    fs::create_dir(&dev)?;
+    do_mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=755"),
+    )?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let dst = dev.join(node);
+        fs::write(&dst, b"")?;
+        let src = Path::new("/dev").join(node);
+        do_mount(
+            Some(path_str(&src)?),
+            &dst,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+    }
+    let pts = dev.join("pts");
+    fs::create_dir(&pts)?;
+    do_mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    symlink("pts/ptmx", dev.join("ptmx"))?;
+    symlink("/proc/self/fd", dev.join("fd"))?;
+    for (i, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+        symlink(format!("/proc/self/fd/{i}"), dev.join(name))?;
+    }
+    let shm = dev.join("shm");
+    fs::create_dir(&shm)?;
+    fs::set_permissions(&shm, fs::Permissions::from_mode(0o1777))?;
+    Ok(())
+}
+
+/// `/etc/passwd`, `group`, `hosts`, `hostname` and an empty `resolv.conf` (no DNS) describing
+/// the sandbox, not the host.
+fn write_identity_files(setup: &AgentSetup, etc: &Path) -> io::Result<()> {
+    let (uid, gid, host) = (setup.uid, setup.gid, &setup.hostname);
+    let files = [
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n\
+                 sandbox:x:{uid}:{gid}:sandbox:{WORKSPACE_DIR}:/bin/bash\n\
+                 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            ),
+        ),
+        (
+            "group",
+            format!("root:x:0:\nsandbox:x:{gid}:\nnogroup:x:65534:\n"),
+        ),
+        (
+            "hosts",
+            format!("127.0.0.1\tlocalhost {host}\n::1\tlocalhost\n"),
+        ),
+        ("hostname", format!("{host}\n")),
+        ("resolv.conf", String::new()),
+    ];
+    for (name, contents) in files {
+        fs::write(etc.join(name), contents)?;
+    }
+    Ok(())
+}

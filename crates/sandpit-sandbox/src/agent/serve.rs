@@ -1,0 +1,629 @@
+//! The agent's request loop (single-threaded: a current-thread runtime and a `LocalSet`, so
+//! forking from it is safe and state is a plain `RefCell`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::time::Instant;
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot};
+
+use super::sys::{self, ChildSetup, Reaped};
+use super::{files, root};
+use crate::protocol::{
+    AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, ProtocolError, Reply, Request,
+    Stream, encode, read_frame,
+};
+use crate::seccomp::SyscallFilter;
+use crate::spec::{ProcessLimits, ProcessSpec, StdioMode};
+
+pub struct Context {
+    pub setup: AgentSetup,
+    pub filter: Option<SyscallFilter>,
+    pub cap_last: u32,
+    pub oom: Option<File>,
+}
+
+struct Proc {
+    pid: libc::pid_t,
+    stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    pty: Option<Rc<AsyncFd<OwnedFd>>>,
+}
+
+struct State {
+    ctx: Context,
+    procs: HashMap<u32, Proc>,
+    /// Exit notifications for tracked processes; orphans are reaped and forgotten.
+    waiting: HashMap<libc::pid_t, oneshot::Sender<Reaped>>,
+}
+
+type Shared = Rc<RefCell<State>>;
+type Out = mpsc::Sender<Vec<u8>>;
+
+const READ_CHUNK: usize = 32 << 10;
+
+pub async fn serve(stream: StdUnixStream, ctx: Context) -> Result<(), ProtocolError> {
+    stream.set_nonblocking(true)?;
+    let stream = tokio::net::UnixStream::from_std(stream)?;
+    let (mut reader, mut writer) = stream.into_split();
+    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
+    tokio::task::spawn_local(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Some(bytes) = out_rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let state: Shared = Rc::new(RefCell::new(State {
+        ctx,
+        procs: HashMap::new(),
+        waiting: HashMap::new(),
+    }));
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+    {
+        let state = state.clone();
+        tokio::task::spawn_local(async move {
+            while sigchld.recv().await.is_some() {
+                reap_all(&state, false);
+            }
+        });
+    }
+    loop {
+        let frame = match read_frame::<Request, _>(&mut reader).await {
+            Ok(frame) => frame,
+            // The server is gone: PID 1 exits and the kernel kills everything in the box.
+            Err(ProtocolError::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        handle(&state, &out, frame).await;
+    }
+}
+
+async fn send(out: &Out, frame: Frame<Event>) {
+    match encode(&frame) {
+        Ok(bytes) => {
+            let _ = out.send(bytes).await;
+        }
+        Err(e) => eprintln!("sandpit agent: encoding: {e}"),
+    }
+}
+
+async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
+    match frame.msg {
+        Request::Spawn { id, spec } => {
+            let event = match spawn(state, out, id, spec) {
+                Ok(pid) => Event::Spawned {
+                    id,
+                    pid: pid as u32,
+                },
+                Err(error) => Event::SpawnFailed { id, error },
+            };
+            send(out, Frame::new(event)).await;
+        }
+        Request::Stdin { id } => {
+            let mut st = state.borrow_mut();
+            if let Some(proc) = st.procs.get_mut(&id) {
+                if frame.payload.is_empty() {
+                    proc.stdin = None;
+                } else if let Some(tx) = &proc.stdin {
+                    let _ = tx.send(frame.payload);
+                }
+            }
+        }
+        Request::Signal { id, signal } => {
+            let pid = state.borrow().procs.get(&id).map(|p| p.pid);
+            if let (Some(pid), Ok(sig)) = (pid, Signal::try_from(signal)) {
+                let _ = killpg(Pid::from_raw(pid), sig);
+            }
+        }
+        Request::Resize { id, rows, cols } => {
+            let st = state.borrow();
+            if let Some(pty) = st.procs.get(&id).and_then(|p| p.pty.as_ref()) {
+                let _ = sys::set_winsize(pty.get_ref().as_fd(), rows, cols);
+            }
+        }
+        Request::WriteFile { req, path, mode } => {
+            let result = as_user(state, || files::write(&path, &frame.payload, mode));
+            reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        }
+        Request::ReadFile {
+            req,
+            path,
+            max_bytes,
+        } => {
+            let result = as_user(state, || files::read(&path, max_bytes));
+            reply(out, req, result.map(|data| (Reply::Read, data))).await;
+        }
+        Request::List { req, path } => {
+            let result = as_user(state, || files::list(path.as_ref()));
+            reply(
+                out,
+                req,
+                result.map(|entries| (Reply::List { entries }, Vec::new())),
+            )
+            .await;
+        }
+        Request::Remove { req, path } => {
+            let result = as_user(state, || files::remove(&path));
+            reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        }
+        Request::Mkdir { req, path } => {
+            let result = as_user(state, || files::mkdir(&path));
+            reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        }
+        Request::Reset { req } => {
+            let result = reset(state).map_err(|e| FileError::Io(e.to_string()));
+            reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        }
+    }
+}
+
+async fn reply(out: &Out, req: u32, result: Result<(Reply, Vec<u8>), FileError>) {
+    let frame = match result {
+        Ok((reply, payload)) => Frame::with_payload(Event::Done { req, reply }, payload),
+        Err(error) => Frame::new(Event::Failed { req, error }),
+    };
+    send(out, frame).await;
+}
+
+/// Runs a file operation with the sandbox user's file-system rights.
+fn as_user<T>(state: &Shared, op: impl FnOnce() -> Result<T, FileError>) -> Result<T, FileError> {
+    let (uid, gid) = {
+        let st = state.borrow();
+        (st.ctx.setup.uid, st.ctx.setup.gid)
+    };
+    sys::set_fs_identity(uid, gid);
+    let result = op();
+    sys::set_fs_identity(0, 0);
+    result
+}
+
+/// Kills every process in the box, reaps them, and replaces the writable mounts and the IPC
+/// namespace with fresh ones.
+fn reset(state: &Shared) -> io::Result<()> {
+    // kill(-1) from PID 1 reaches every other process in the namespace.
+    match kill(Pid::from_raw(-1), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => return Err(e.into()),
+    }
+    reap_all(state, true);
+    let st = state.borrow();
+    root::reset_scratch(&st.ctx.setup)?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)?;
+    Ok(())
+}
+
+/// Reaps exited children and hands tracked exits to their watchers. `block`: until no child
+/// is left (after a kill of everything).
+fn reap_all(state: &Shared, block: bool) {
+    loop {
+        match sys::reap(block) {
+            Ok(Some(reaped)) => {
+                let tx = state.borrow_mut().waiting.remove(&reaped.pid);
+                if let Some(tx) = tx {
+                    let _ = tx.send(reaped);
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("sandpit agent: wait: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn oom_kills(file: Option<&File>) -> u64 {
+    let Some(file) = file else { return 0 };
+    let mut buf = [0u8; 1024];
+    let Ok(n) = file.read_at(&mut buf, 0) else {
+        return 0;
+    };
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .find_map(|line| line.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn nonblocking_cloexec(fd: &OwnedFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(())
+}
+
+fn async_fd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    nonblocking_cloexec(&fd)?;
+    sys::register(fd)
+}
+
+fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::pid_t, String> {
+    spec.validate().map_err(|e| e.to_string())?;
+    if state.borrow().procs.contains_key(&id) {
+        return Err(format!("process id {id} is in use"));
+    }
+    let mut cmd = Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(&spec.cwd);
+    let mut pty_master = None;
+    match spec.stdio {
+        StdioMode::Pipes => {
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+        StdioMode::Pty { rows, cols } => {
+            let ws = nix::pty::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let pty = nix::pty::openpty(Some(&ws), None).map_err(|e| format!("openpty: {e}"))?;
+            // openpty's descriptors are inheritable; later children must not get them.
+            for fd in [&pty.master, &pty.slave] {
+                fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+                    .map_err(|e| format!("pty: {e}"))?;
+            }
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("pty: {e}"));
+            cmd.stdin(Stdio::from(dup(&pty.slave)?))
+                .stdout(Stdio::from(dup(&pty.slave)?))
+                .stderr(Stdio::from(pty.slave));
+            pty_master = Some(pty.master);
+        }
+    }
+    let (setup, filter, cap_last, oom_before) = {
+        let st = state.borrow();
+        (
+            (st.ctx.setup.uid, st.ctx.setup.gid),
+            st.ctx.filter.clone(),
+            st.ctx.cap_last,
+            oom_kills(st.ctx.oom.as_ref()),
+        )
+    };
+    let limits = spec.limits;
+    let started = Instant::now();
+    let mut child = sys::spawn_sandboxed(
+        &mut cmd,
+        ChildSetup {
+            uid: setup.0,
+            gid: setup.1,
+            pty: pty_master.is_some(),
+            cpu_seconds: limits.cpu_ms.map(|ms| ms.div_ceil(1000).max(1)),
+            file_size_bytes: limits.file_size_bytes,
+            open_files: limits.open_files,
+            cap_last,
+            filter,
+        },
+    )
+    .map_err(|e| format!("cannot start {}: {e}", spec.argv[0]))?;
+    drop(cmd);
+    let pid = child.id() as libc::pid_t;
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let mut st = state.borrow_mut();
+    st.waiting.insert(pid, exit_tx);
+
+    let io_setup = (|| -> io::Result<_> {
+        Ok(match pty_master {
+            Some(master) => {
+                let master = Rc::new(async_fd(master)?);
+                (
+                    Some(Input::Fd(master.clone())),
+                    Some(Output::Pty(master)),
+                    None,
+                )
+            }
+            None => {
+                let stdin = child.stdin.take().map(|s| async_fd(s.into())).transpose()?;
+                let stdout = child
+                    .stdout
+                    .take()
+                    .map(|s| async_fd(s.into()))
+                    .transpose()?;
+                let stderr = child
+                    .stderr
+                    .take()
+                    .map(|s| async_fd(s.into()))
+                    .transpose()?;
+                (
+                    stdin.map(|fd| Input::Fd(Rc::new(fd))),
+                    stdout.map(Output::Pipe),
+                    stderr.map(Output::Pipe),
+                )
+            }
+        })
+    })();
+    let (stdin, stdout, stderr) = match io_setup {
+        Ok(io) => io,
+        Err(e) => {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            return Err(format!("setting up the process's streams: {e}"));
+        }
+    };
+    let pty = match &stdout {
+        Some(Output::Pty(master)) => Some(master.clone()),
+        _ => None,
+    };
+    let stdin_tx = stdin.map(|input| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::task::spawn_local(feed_stdin(input, rx, pty.is_some()));
+        tx
+    });
+    st.procs.insert(
+        id,
+        Proc {
+            pid,
+            stdin: stdin_tx,
+            pty,
+        },
+    );
+    drop(st);
+    tokio::task::spawn_local(watch(Watch {
+        state: state.clone(),
+        out: out.clone(),
+        id,
+        pid,
+        stdout,
+        stderr,
+        exit: exit_rx,
+        limits,
+        started,
+        oom_before,
+    }));
+    Ok(pid)
+}
+
+enum Input {
+    Fd(Rc<AsyncFd<OwnedFd>>),
+}
+
+enum Output {
+    Pipe(AsyncFd<OwnedFd>),
+    Pty(Rc<AsyncFd<OwnedFd>>),
+}
+
+impl Output {
+    fn fd(&self) -> &AsyncFd<OwnedFd> {
+        match self {
+            Output::Pipe(fd) => fd,
+            Output::Pty(fd) => fd,
+        }
+    }
+}
+
+async fn feed_stdin(input: Input, mut rx: mpsc::UnboundedReceiver<Vec<u8>>, pty: bool) {
+    let Input::Fd(fd) = input;
+    while let Some(data) = rx.recv().await {
+        if write_all(&fd, &data).await.is_err() {
+            return;
+        }
+    }
+    // The sender was dropped: stdin is closed. A terminal has no separate stdin to close, so it
+    // gets end-of-file the way a keyboard sends it.
+    if pty {
+        let _ = write_all(&fd, b"\x04").await;
+    }
+}
+
+async fn write_all(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let mut guard = fd.writable().await?;
+        match guard
+            .try_io(|inner| nix::unistd::write(inner.get_ref(), data).map_err(io::Error::from))
+        {
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+    Ok(())
+}
+
+/// Reads once; `Ok(0)` at end of stream (a terminal's EIO after hang-up counts as that).
+async fn read_some(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard.try_io(|inner| read_now(inner.get_ref(), buf)) {
+            Ok(result) => return result,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+fn read_now(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    match nix::unistd::read(fd.as_raw_fd(), buf) {
+        Ok(n) => Ok(n),
+        Err(nix::errno::Errno::EIO) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct Watch {
+    state: Shared,
+    out: Out,
+    id: u32,
+    pid: libc::pid_t,
+    stdout: Option<Output>,
+    stderr: Option<Output>,
+    exit: oneshot::Receiver<Reaped>,
+    limits: ProcessLimits,
+    started: Instant,
+    oom_before: u64,
+}
+
+/// Output accounting for one process: forwards bytes until the output limit, then kills.
+struct Sink {
+    out: Out,
+    id: u32,
+    pid: libc::pid_t,
+    left: Option<u64>,
+    truncated: bool,
+}
+
+impl Sink {
+    async fn emit(&mut self, stream: Stream, bytes: &[u8]) {
+        let allowed = match self.left {
+            Some(left) => {
+                let n = (bytes.len() as u64).min(left) as usize;
+                self.left = Some(left - n as u64);
+                if n < bytes.len() {
+                    self.truncated = true;
+                    let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                }
+                &bytes[..n]
+            }
+            None => bytes,
+        };
+        if !allowed.is_empty() {
+            let frame = Frame::with_payload(
+                Event::Output {
+                    id: self.id,
+                    stream,
+                },
+                allowed.to_vec(),
+            );
+            send(&self.out, frame).await;
+        }
+    }
+
+    /// Reads what is already buffered without waiting (after the process exited, a pipe may
+    /// still be held open by a background child; its later output is not this process's).
+    async fn drain(&mut self, stream: Stream, fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) {
+        loop {
+            match read_now(fd.get_ref(), buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.emit(stream, &buf[..n]).await,
+            }
+        }
+    }
+}
+
+async fn watch(w: Watch) {
+    let Watch {
+        state,
+        out,
+        id,
+        pid,
+        stdout,
+        stderr,
+        mut exit,
+        limits,
+        started,
+        oom_before,
+    } = w;
+    let mut sink = Sink {
+        out: out.clone(),
+        id,
+        pid,
+        left: limits.output_bytes,
+        truncated: false,
+    };
+    let mut out_open = stdout.is_some();
+    let mut err_open = stderr.is_some();
+    let mut out_buf = vec![0u8; READ_CHUNK];
+    let mut err_buf = vec![0u8; READ_CHUNK];
+    let deadline = limits
+        .wall_ms
+        .map(|ms| tokio::time::Instant::from_std(started) + std::time::Duration::from_millis(ms));
+    let mut wall_hit = false;
+    let reaped = loop {
+        tokio::select! {
+            r = async {
+                match &stdout { Some(o) => read_some(o.fd(), &mut out_buf).await, None => std::future::pending().await }
+            }, if out_open => match r {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => {
+                    let chunk = out_buf[..n].to_vec();
+                    sink.emit(Stream::Stdout, &chunk).await;
+                }
+            },
+            r = async {
+                match &stderr { Some(o) => read_some(o.fd(), &mut err_buf).await, None => std::future::pending().await }
+            }, if err_open => match r {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => {
+                    let chunk = err_buf[..n].to_vec();
+                    sink.emit(Stream::Stderr, &chunk).await;
+                }
+            },
+            () = async {
+                match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await }
+            }, if !wall_hit => {
+                wall_hit = true;
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            },
+            r = &mut exit => break r.ok(),
+        }
+    };
+    let wall_ms = started.elapsed().as_millis() as u64;
+    if out_open && let Some(o) = &stdout {
+        sink.drain(Stream::Stdout, o.fd(), &mut out_buf).await;
+    }
+    if err_open && let Some(o) = &stderr {
+        sink.drain(Stream::Stderr, o.fd(), &mut err_buf).await;
+    }
+    let oom_after = oom_kills(state.borrow().ctx.oom.as_ref());
+    let exit = classify(
+        reaped.as_ref(),
+        &limits,
+        wall_ms,
+        wall_hit,
+        sink.truncated,
+        oom_after > oom_before,
+    );
+    state.borrow_mut().procs.remove(&id);
+    send(&out, Frame::new(Event::Exited { id, exit })).await;
+}
+
+/// Turns a wait status and what the watcher saw into an [`ExitInfo`].
+fn classify(
+    reaped: Option<&Reaped>,
+    limits: &ProcessLimits,
+    wall_ms: u64,
+    wall_hit: bool,
+    truncated: bool,
+    oom_killed: bool,
+) -> ExitInfo {
+    let mut info = ExitInfo {
+        wall_ms,
+        output_truncated: truncated,
+        ..ExitInfo::default()
+    };
+    if let Some(r) = reaped {
+        if libc::WIFEXITED(r.status) {
+            info.code = Some(libc::WEXITSTATUS(r.status));
+        } else if libc::WIFSIGNALED(r.status) {
+            info.signal = Some(libc::WTERMSIG(r.status));
+        }
+        info.cpu_ms = r.cpu_ms;
+        info.memory_kb = r.maxrss_kb;
+    }
+    let killed = info.signal == Some(libc::SIGKILL);
+    let over_cpu = limits.cpu_ms.is_some_and(|limit| info.cpu_ms > limit);
+    info.limit = if truncated {
+        Some(LimitKind::Output)
+    } else if info.signal == Some(libc::SIGXCPU) || over_cpu {
+        Some(LimitKind::CpuTime)
+    } else if wall_hit {
+        Some(LimitKind::WallTime)
+    } else if killed && oom_killed {
+        Some(LimitKind::Memory)
+    } else {
+        None
+    };
+    info
+}

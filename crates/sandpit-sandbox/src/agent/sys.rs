@@ -1,0 +1,215 @@
+//! The few raw system calls the agent needs that no safe wrapper covers: fork before the
+//! runtime starts, `wait4` for resource usage, the child's set-up between fork and exec, the
+//! loopback interface, and terminal ioctls. Everything `unsafe` in the agent lives here.
+#![expect(
+    unsafe_code,
+    reason = "fork, pre_exec, wait4 and ioctls have no safe wrapper"
+)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+
+use crate::seccomp::SyscallFilter;
+
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Forks. Only called while the agent is single-threaded (before its runtime starts).
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the agent has no other threads at this point, so the child inherits a consistent
+    // address space (no lock can be held by a thread that does not exist in the child).
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Closes every descriptor above stderr. The agent may inherit descriptors its starter did not
+/// mark close-on-exec (a build tool's jobserver pipe, say); sandboxed code must never see them.
+pub fn close_inherited_fds() -> io::Result<()> {
+    // SAFETY: nothing in this process owns a descriptor above 2 yet.
+    check(unsafe { libc::close_range(3, libc::c_uint::MAX, 0) })
+}
+
+/// A reaped child: pid, wait status and resource usage.
+pub struct Reaped {
+    pub pid: libc::pid_t,
+    pub status: libc::c_int,
+    pub cpu_ms: u64,
+    pub maxrss_kb: u64,
+}
+
+/// Reaps one child. `block`: wait for one; otherwise `Ok(None)` when none has exited.
+/// `Ok(None)` also when there are no children at all.
+pub fn reap(block: bool) -> io::Result<Option<Reaped>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data, fully written by the kernel on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: valid pointers to locals.
+    let pid = unsafe { libc::wait4(-1, &mut status, flags, &mut usage) };
+    if pid < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ECHILD) => Ok(None),
+            Some(libc::EINTR) => reap(block),
+            _ => Err(err),
+        };
+    }
+    if pid == 0 {
+        return Ok(None);
+    }
+    let ms = |tv: libc::timeval| tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000;
+    Ok(Some(Reaped {
+        pid,
+        status,
+        cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
+        maxrss_kb: usage.ru_maxrss.max(0) as u64,
+    }))
+}
+
+/// What a sandboxed child does between fork and exec. All values are prepared before the fork
+/// so the closure neither allocates nor takes locks.
+pub struct ChildSetup {
+    pub uid: u32,
+    pub gid: u32,
+    pub pty: bool,
+    pub cpu_seconds: Option<u64>,
+    pub file_size_bytes: u64,
+    pub open_files: u64,
+    pub cap_last: u32,
+    pub filter: Option<SyscallFilter>,
+}
+
+/// Spawns `cmd` with the sandbox child set-up: new session, limits, every capability dropped,
+/// unprivileged uid/gid, `no_new_privs` and the seccomp filter.
+pub fn spawn_sandboxed(cmd: &mut Command, setup: ChildSetup) -> io::Result<Child> {
+    let hook = move || -> io::Result<()> {
+        check(unsafe { libc::setsid() })?;
+        if setup.pty {
+            // SAFETY: stdin is the terminal slave, set up by Command before this hook runs.
+            check(unsafe { libc::ioctl(0, libc::TIOCSCTTY as _, 0) })?;
+        }
+        // The agent protects itself from the OOM killer; its children must not inherit that.
+        let fd = unsafe {
+            libc::open(
+                c"/proc/self/oom_score_adj".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            unsafe {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+            }
+        }
+        // Limits only ever go down: raising a hard limit needs CAP_SYS_RESOURCE.
+        let limit = |resource, soft: u64, hard: u64| {
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            check(unsafe { libc::getrlimit(resource, &mut current) })?;
+            let hard = hard.min(current.rlim_max);
+            let rl = libc::rlimit {
+                rlim_cur: soft.min(hard),
+                rlim_max: hard,
+            };
+            check(unsafe { libc::setrlimit(resource, &rl) })
+        };
+        if let Some(secs) = setup.cpu_seconds {
+            // SIGXCPU at the soft limit, SIGKILL a second later if it is ignored.
+            limit(libc::RLIMIT_CPU, secs, secs + 1)?;
+        }
+        limit(
+            libc::RLIMIT_FSIZE,
+            setup.file_size_bytes,
+            setup.file_size_bytes,
+        )?;
+        limit(libc::RLIMIT_NOFILE, setup.open_files, setup.open_files)?;
+        limit(libc::RLIMIT_CORE, 0, 0)?;
+        for cap in 0..=setup.cap_last {
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        }
+        check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+        check(unsafe { libc::setresgid(setup.gid, setup.gid, setup.gid) })?;
+        // Leaving uid 0 clears the permitted, effective and ambient capability sets.
+        check(unsafe { libc::setresuid(setup.uid, setup.uid, setup.uid) })?;
+        match &setup.filter {
+            Some(filter) => filter.install()?,
+            None => check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?,
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only makes async-signal-safe system calls on data prepared before the
+    // fork; it does not allocate or lock.
+    unsafe { cmd.pre_exec(hook) };
+    cmd.spawn()
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Brings the loopback interface of the (new) network namespace up.
+pub fn loopback_up() -> io::Result<()> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; the name fits in IFNAMSIZ.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: valid socket and ifreq.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })
+}
+
+/// Sets a terminal's window size.
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: valid fd and winsize.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) })
+}
+
+/// Registers a descriptor with the runtime's reactor.
+pub fn register(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: an OwnedFd is open and keeps referring to the same file description until it is
+    // dropped, which happens only when the AsyncFd is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}
+
+/// The agent's own file-system identity: file requests run with the sandbox user's rights, so
+/// a link planted by sandboxed code can reach nothing that code could not reach itself.
+pub fn set_fs_identity(uid: u32, gid: u32) {
+    // SAFETY: setfsuid/setfsgid take plain integers and cannot fail in a harmful way.
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+    }
+}

@@ -1,0 +1,87 @@
+//! The backend seam. A [`Backend`] creates sandboxes; a [`Sandbox`] is one box. Every backend
+//! runs the same agent inside its boxes and talks to it over [`AgentConnection`], so process and
+//! file operations are provided here once; a backend only says how a box is started, measured
+//! and destroyed (native namespaces today; a container engine or a Kubernetes pod later).
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::client::{AgentConnection, Process};
+use crate::error::SandboxError;
+use crate::protocol::DirEntry;
+use crate::spec::{ProcessSpec, SandboxSpec, WorkspacePath};
+
+/// What a backend can do on this host, for start-up logs and `/readyz`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BackendReport {
+    pub backend: &'static str,
+    /// Isolation features active in every sandbox (reported by the agent).
+    pub features: Vec<String>,
+    /// Details such as the cgroup version.
+    pub details: Vec<(String, String)>,
+}
+
+/// Resource usage of a whole sandbox.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    pub memory_bytes: u64,
+    pub memory_peak_bytes: Option<u64>,
+    pub cpu_ms: u64,
+    pub pids: u64,
+    pub oom_kills: u64,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn report(&self) -> BackendReport;
+    async fn create(&self, spec: &SandboxSpec) -> Result<Box<dyn Sandbox>, SandboxError>;
+}
+
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    /// A stable identifier (also the cgroup or container name).
+    fn id(&self) -> &str;
+    /// The connection to the agent inside.
+    fn agent(&self) -> &AgentConnection;
+    async fn usage(&self) -> Result<Usage, SandboxError>;
+    /// Kills everything in the box and releases what it held. Idempotent.
+    async fn destroy(&self) -> Result<(), SandboxError>;
+
+    async fn spawn(&self, spec: ProcessSpec) -> Result<Process, SandboxError> {
+        self.agent().spawn(spec).await
+    }
+
+    async fn write_file(
+        &self,
+        path: &WorkspacePath,
+        data: Vec<u8>,
+        mode: u32,
+    ) -> Result<(), SandboxError> {
+        self.agent().write_file(path, data, mode).await
+    }
+
+    async fn read_file(
+        &self,
+        path: &WorkspacePath,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SandboxError> {
+        self.agent().read_file(path, max_bytes).await
+    }
+
+    async fn list(&self, dir: Option<&WorkspacePath>) -> Result<Vec<DirEntry>, SandboxError> {
+        self.agent().list(dir).await
+    }
+
+    async fn remove(&self, path: &WorkspacePath) -> Result<(), SandboxError> {
+        self.agent().remove(path).await
+    }
+
+    async fn mkdir(&self, path: &WorkspacePath) -> Result<(), SandboxError> {
+        self.agent().mkdir(path).await
+    }
+
+    /// Kills every process and empties the workspace, `/tmp` and `/dev/shm`.
+    async fn reset(&self) -> Result<(), SandboxError> {
+        self.agent().reset().await
+    }
+}

@@ -1,0 +1,6 @@
+//! The sandbox agent on its own, for the crate's tests and for backends that copy a small
+//! program into a box. The `sandpit` binary serves the same role with `sandpit agent`.
+
+fn main() -> std::process::ExitCode {
+    sandpit_sandbox::agent::main()
+}

@@ -1,0 +1,382 @@
+//! The server's side of the agent protocol, shared by every backend: a connection with one
+//! reader task that routes events to the process or request waiting for them, and a writer
+//! task. Output travels through bounded channels end to end, so a process that floods output
+//! faster than its reader consumes it is slowed down, never buffered without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::SandboxError;
+use crate::protocol::{
+    AgentSetup, DirEntry, Event, ExitInfo, FileError, Frame, Reply, Request, Stream, encode,
+    read_frame,
+};
+use crate::spec::{ProcessSpec, WorkspacePath};
+
+/// Stdin is sent in frames of at most this size.
+const STDIN_CHUNK: usize = 256 << 10;
+/// Events buffered per process before the connection waits for the process's reader.
+const PROCESS_BUFFER: usize = 64;
+
+type FileResult = Result<(Reply, Vec<u8>), FileError>;
+
+#[derive(Default)]
+struct Routes {
+    procs: HashMap<u32, mpsc::Sender<ProcessEvent>>,
+    spawns: HashMap<u32, oneshot::Sender<Result<u32, String>>>,
+    requests: HashMap<u32, oneshot::Sender<FileResult>>,
+    closed: bool,
+}
+
+struct Inner {
+    out: mpsc::Sender<Vec<u8>>,
+    routes: Mutex<Routes>,
+    next: AtomicU32,
+}
+
+/// A live connection to one sandbox's agent.
+#[derive(Clone)]
+pub struct AgentConnection {
+    inner: Arc<Inner>,
+}
+
+/// What a running process reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessEvent {
+    Output(Stream, Vec<u8>),
+    /// The last event of a process.
+    Exited(ExitInfo),
+}
+
+impl AgentConnection {
+    /// Sends the set-up, waits for the agent to report ready (or why not), then starts the
+    /// connection's tasks. Returns the isolation features the agent reported.
+    pub async fn handshake<S>(
+        stream: S,
+        setup: &AgentSetup,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<String>), SandboxError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        writer
+            .write_all(&encode(&Frame::new(setup.clone()))?)
+            .await?;
+        let first = tokio::time::timeout(timeout, read_frame::<Event, _>(&mut reader))
+            .await
+            .map_err(|_| SandboxError::Setup("the agent did not become ready in time".into()))?
+            .map_err(|e| SandboxError::Setup(format!("the agent stopped during set-up ({e})")))?;
+        let features = match first.msg {
+            Event::Ready { features } => features,
+            Event::SetupFailed { error } => return Err(SandboxError::Setup(error)),
+            other => {
+                return Err(SandboxError::Setup(format!(
+                    "unexpected first message {other:?}"
+                )));
+            }
+        };
+        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+        let inner = Arc::new(Inner {
+            out,
+            routes: Mutex::new(Routes::default()),
+            next: AtomicU32::new(1),
+        });
+        tokio::spawn(async move {
+            while let Some(bytes) = out_rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let routes = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let frame = match read_frame::<Event, _>(&mut reader).await {
+                    Ok(frame) => frame,
+                    Err(_) => break,
+                };
+                route(&routes, frame).await;
+            }
+            // Every waiter learns the agent is gone: their channels close.
+            let mut r = lock(&routes.routes);
+            r.closed = true;
+            r.procs.clear();
+            r.spawns.clear();
+            r.requests.clear();
+        });
+        Ok((Self { inner }, features))
+    }
+
+    fn next_id(&self) -> u32 {
+        self.inner.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn send(&self, frame: Frame<Request>) -> Result<(), SandboxError> {
+        let bytes = encode(&frame)?;
+        self.inner
+            .out
+            .send(bytes)
+            .await
+            .map_err(|_| SandboxError::Lost)
+    }
+
+    /// Starts a process. Its events arrive on the returned [`Process`].
+    pub async fn spawn(&self, spec: ProcessSpec) -> Result<Process, SandboxError> {
+        spec.validate()?;
+        let id = self.next_id();
+        let (events_tx, events) = mpsc::channel(PROCESS_BUFFER);
+        let (spawned_tx, spawned) = oneshot::channel();
+        {
+            let mut r = lock(&self.inner.routes);
+            if r.closed {
+                return Err(SandboxError::Lost);
+            }
+            r.procs.insert(id, events_tx);
+            r.spawns.insert(id, spawned_tx);
+        }
+        self.send(Frame::new(Request::Spawn { id, spec })).await?;
+        match spawned.await {
+            Ok(Ok(pid)) => Ok(Process {
+                id,
+                pid,
+                events,
+                conn: self.clone(),
+            }),
+            Ok(Err(error)) => {
+                lock(&self.inner.routes).procs.remove(&id);
+                Err(SandboxError::Spawn(error))
+            }
+            Err(_) => Err(SandboxError::Lost),
+        }
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(u32) -> Request,
+        payload: Vec<u8>,
+    ) -> Result<(Reply, Vec<u8>), SandboxError> {
+        let req = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut r = lock(&self.inner.routes);
+            if r.closed {
+                return Err(SandboxError::Lost);
+            }
+            r.requests.insert(req, tx);
+        }
+        self.send(Frame::with_payload(make(req), payload)).await?;
+        match rx.await {
+            Ok(result) => result.map_err(SandboxError::File),
+            Err(_) => Err(SandboxError::Lost),
+        }
+    }
+
+    pub async fn write_file(
+        &self,
+        path: &WorkspacePath,
+        data: Vec<u8>,
+        mode: u32,
+    ) -> Result<(), SandboxError> {
+        let path = path.clone();
+        self.request(|req| Request::WriteFile { req, path, mode }, data)
+            .await
+            .map(drop)
+    }
+
+    pub async fn read_file(
+        &self,
+        path: &WorkspacePath,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SandboxError> {
+        let path = path.clone();
+        let (_, data) = self
+            .request(
+                |req| Request::ReadFile {
+                    req,
+                    path,
+                    max_bytes,
+                },
+                Vec::new(),
+            )
+            .await?;
+        Ok(data)
+    }
+
+    pub async fn list(&self, dir: Option<&WorkspacePath>) -> Result<Vec<DirEntry>, SandboxError> {
+        let path = dir.cloned();
+        match self
+            .request(|req| Request::List { req, path }, Vec::new())
+            .await?
+        {
+            (Reply::List { entries }, _) => Ok(entries),
+            (other, _) => Err(SandboxError::Setup(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    pub async fn remove(&self, path: &WorkspacePath) -> Result<(), SandboxError> {
+        let path = path.clone();
+        self.request(|req| Request::Remove { req, path }, Vec::new())
+            .await
+            .map(drop)
+    }
+
+    pub async fn mkdir(&self, path: &WorkspacePath) -> Result<(), SandboxError> {
+        let path = path.clone();
+        self.request(|req| Request::Mkdir { req, path }, Vec::new())
+            .await
+            .map(drop)
+    }
+
+    pub async fn reset(&self) -> Result<(), SandboxError> {
+        self.request(|req| Request::Reset { req }, Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// Whether the agent connection is gone.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.routes).closed
+    }
+}
+
+fn lock(m: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
+    // A panic while holding this lock cannot leave the maps inconsistent (single inserts and
+    // removes), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn route(inner: &Inner, frame: Frame<Event>) {
+    match frame.msg {
+        Event::Spawned { id, pid } => {
+            if let Some(tx) = lock(&inner.routes).spawns.remove(&id) {
+                let _ = tx.send(Ok(pid));
+            }
+        }
+        Event::SpawnFailed { id, error } => {
+            if let Some(tx) = lock(&inner.routes).spawns.remove(&id) {
+                let _ = tx.send(Err(error));
+            }
+        }
+        Event::Output { id, stream } => {
+            let tx = lock(&inner.routes).procs.get(&id).cloned();
+            if let Some(tx) = tx {
+                // Waits when the process's reader is behind: backpressure to the agent.
+                let _ = tx.send(ProcessEvent::Output(stream, frame.payload)).await;
+            }
+        }
+        Event::Exited { id, exit } => {
+            let tx = lock(&inner.routes).procs.remove(&id);
+            if let Some(tx) = tx {
+                let _ = tx.send(ProcessEvent::Exited(exit)).await;
+            }
+        }
+        Event::Done { req, reply } => {
+            if let Some(tx) = lock(&inner.routes).requests.remove(&req) {
+                let _ = tx.send(Ok((reply, frame.payload)));
+            }
+        }
+        Event::Failed { req, error } => {
+            if let Some(tx) = lock(&inner.routes).requests.remove(&req) {
+                let _ = tx.send(Err(error));
+            }
+        }
+        Event::Ready { .. } | Event::SetupFailed { .. } => {}
+    }
+}
+
+/// A process running in a sandbox.
+pub struct Process {
+    id: u32,
+    pid: u32,
+    events: mpsc::Receiver<ProcessEvent>,
+    conn: AgentConnection,
+}
+
+/// Everything a finished process wrote, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit: ExitInfo,
+}
+
+impl Process {
+    /// The process id inside the sandbox.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The next output chunk or the exit; `None` if the sandbox was lost.
+    pub async fn next_event(&mut self) -> Option<ProcessEvent> {
+        self.events.recv().await
+    }
+
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<(), SandboxError> {
+        for chunk in data.chunks(STDIN_CHUNK) {
+            self.conn
+                .send(Frame::with_payload(
+                    Request::Stdin { id: self.id },
+                    chunk.to_vec(),
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close_stdin(&self) -> Result<(), SandboxError> {
+        self.conn
+            .send(Frame::new(Request::Stdin { id: self.id }))
+            .await
+    }
+
+    /// Sends a signal to the process's group.
+    pub async fn signal(&self, signal: i32) -> Result<(), SandboxError> {
+        self.conn
+            .send(Frame::new(Request::Signal {
+                id: self.id,
+                signal,
+            }))
+            .await
+    }
+
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), SandboxError> {
+        self.conn
+            .send(Frame::new(Request::Resize {
+                id: self.id,
+                rows,
+                cols,
+            }))
+            .await
+    }
+
+    /// Feeds `stdin` (then closes it) and collects all output until the process exits. Output
+    /// is bounded by the process's output limit, which the agent enforces.
+    pub async fn output(mut self, stdin: &[u8]) -> Result<Output, SandboxError> {
+        if !stdin.is_empty() {
+            self.write_stdin(stdin).await?;
+        }
+        self.close_stdin().await?;
+        let mut output = Output::default();
+        loop {
+            match self.next_event().await {
+                Some(ProcessEvent::Output(Stream::Stdout, bytes)) => {
+                    output.stdout.extend_from_slice(&bytes)
+                }
+                Some(ProcessEvent::Output(Stream::Stderr, bytes)) => {
+                    output.stderr.extend_from_slice(&bytes)
+                }
+                Some(ProcessEvent::Exited(exit)) => {
+                    output.exit = exit;
+                    return Ok(output);
+                }
+                None => return Err(SandboxError::Lost),
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The native backend: each sandbox is the agent started as a host process in its own cgroup,
+//! which then unshares namespaces and builds its root (see [`crate::agent`]). Needs root (for
+//! namespaces, mounts and cgroups); without it [`NativeBackend::new`] says what is missing
+//! instead of running anything unsandboxed.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::backend::{Backend, BackendReport, Sandbox, Usage};
+use crate::cgroup::{Cgroup, CgroupLimits, CgroupManager};
+use crate::client::AgentConnection;
+use crate::error::SandboxError;
+use crate::protocol::AgentSetup;
+use crate::seccomp::SyscallFilter;
+use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec};
+
+/// How the native backend starts agents and whom sandboxed code runs as.
+#[derive(Debug, Clone)]
+pub struct NativeConfig {
+    /// The agent program and its arguments, e.g. `[current_exe, "agent"]`.
+    pub agent_argv: Vec<String>,
+    /// The unprivileged uid/gid of sandboxed processes (not a real user on the host).
+    pub uid: u32,
+    pub gid: u32,
+    /// Install the seccomp filter in every sandboxed process.
+    pub seccomp: bool,
+    /// How long a new sandbox may take to report ready.
+    pub ready_timeout: Duration,
+}
+
+pub struct NativeBackend {
+    config: NativeConfig,
+    cgroups: Arc<CgroupManager>,
+    features: Vec<String>,
+}
+
+impl NativeBackend {
+    /// Checks the host (privileges, cgroups, seccomp), then proves it works by creating one
+    /// sandbox and running `/bin/true` in it. The error says exactly what is missing.
+    pub async fn new(config: NativeConfig) -> Result<Self, SandboxError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(SandboxError::Unavailable(format!(
+                "the native backend must run as root (it creates namespaces, mounts and cgroups); \
+                 running as uid {}",
+                nix::unistd::geteuid()
+            )));
+        }
+        if config.agent_argv.is_empty() {
+            return Err(SandboxError::Unavailable(
+                "no agent program configured".into(),
+            ));
+        }
+        let cgroups =
+            CgroupManager::new().map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+        if config.seccomp {
+            SyscallFilter::new().map_err(|e| SandboxError::Unavailable(format!("seccomp: {e}")))?;
+        }
+        let mut backend = Self {
+            config,
+            cgroups: Arc::new(cgroups),
+            features: Vec::new(),
+        };
+        let limits = SandboxLimits {
+            memory_bytes: 64 << 20,
+            pids: 8,
+            cpu_millicores: None,
+            workspace_bytes: 1 << 20,
+            tmp_bytes: 1 << 20,
+            shm_bytes: 1 << 20,
+        };
+        let (sandbox, features) = backend
+            .start(&SandboxSpec::new(limits))
+            .await
+            .map_err(|e| SandboxError::Unavailable(format!("self-test: {e}")))?;
+        let check = async {
+            let out = sandbox
+                .spawn(ProcessSpec {
+                    limits: ProcessLimits::default(),
+                    ..ProcessSpec::new(["/bin/true"])
+                })
+                .await?
+                .output(b"")
+                .await?;
+            if out.exit.code == Some(0) {
+                Ok(())
+            } else {
+                Err(SandboxError::Spawn(format!(
+                    "/bin/true in a sandbox ended with {:?}",
+                    out.exit
+                )))
+            }
+        };
+        let result = check.await;
+        sandbox.destroy().await?;
+        result.map_err(|e| SandboxError::Unavailable(format!("self-test: {e}")))?;
+        backend.features = features;
+        Ok(backend)
+    }
+
+    async fn start(
+        &self,
+        spec: &SandboxSpec,
+    ) -> Result<(NativeSandbox, Vec<String>), SandboxError> {
+        let id = format!("sb-{}", uuid::Uuid::now_v7().simple());
+        let limits = &spec.limits;
+        let cgroup = self.cgroups.create(
+            &id,
+            &CgroupLimits {
+                memory_bytes: limits.memory_bytes,
+                pids: limits.pids,
+                cpu_millicores: limits.cpu_millicores,
+            },
+        )?;
+        let cgroup = Arc::new(cgroup);
+        // Until the sandbox exists, a failure must remove the cgroup (and with it the agent).
+        let fail = |cgroup: &Cgroup, e| abandon(cgroup, e);
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| fail(&cgroup, io("socketpair", e)))?;
+        ours.set_nonblocking(true)
+            .map_err(|e| fail(&cgroup, io("socket", e)))?;
+        let child = tokio::process::Command::new(&self.config.agent_argv[0])
+            .args(&self.config.agent_argv[1..])
+            // The agent and everything it starts see none of the server's environment.
+            .env_clear()
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                let context = format!("starting the agent {}", self.config.agent_argv[0]);
+                fail(&cgroup, io(&context, e))
+            })?;
+        let setup = AgentSetup {
+            root: spec.root.clone(),
+            limits: spec.limits,
+            hostname: spec.hostname.clone(),
+            cgroup_procs: cgroup.procs_files(),
+            oom_events: cgroup.oom_events_file(),
+            uid: self.config.uid,
+            gid: self.config.gid,
+            seccomp: self.config.seccomp,
+        };
+        let stream =
+            tokio::net::UnixStream::from_std(ours).map_err(|e| fail(&cgroup, io("socket", e)))?;
+        let (conn, features) =
+            match AgentConnection::handshake(stream, &setup, self.config.ready_timeout).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    let cg = cgroup.clone();
+                    let e = tokio::task::spawn_blocking(move || abandon(&cg, e))
+                        .await
+                        .unwrap_or_else(|join| SandboxError::Setup(join.to_string()));
+                    drop(child);
+                    return Err(e);
+                }
+            };
+        Ok((
+            NativeSandbox {
+                id,
+                conn,
+                cgroup,
+                child: Mutex::new(Some(child)),
+                destroyed: AtomicBool::new(false),
+            },
+            features,
+        ))
+    }
+
+    /// Kills and removes every sandbox cgroup this backend created (server shutdown).
+    pub fn cleanup(&self) -> Result<(), SandboxError> {
+        Ok(self.cgroups.cleanup()?)
+    }
+}
+
+fn abandon(cgroup: &Cgroup, e: SandboxError) -> SandboxError {
+    if let Err(cleanup) = cgroup.destroy() {
+        tracing::warn!(error = %cleanup, "removing a failed sandbox's cgroup");
+    }
+    e
+}
+
+fn io(context: &str, source: std::io::Error) -> SandboxError {
+    SandboxError::Io {
+        context: context.to_owned(),
+        source,
+    }
+}
+
+#[async_trait]
+impl Backend for NativeBackend {
+    fn report(&self) -> BackendReport {
+        let version = match self.cgroups.version() {
+            crate::cgroup::CgroupVersion::V1 => "v1",
+            crate::cgroup::CgroupVersion::V2 => "v2",
+        };
+        BackendReport {
+            backend: "native",
+            features: self.features.clone(),
+            details: vec![("cgroup".into(), version.into())],
+        }
+    }
+
+    async fn create(&self, spec: &SandboxSpec) -> Result<Box<dyn Sandbox>, SandboxError> {
+        let (sandbox, _) = self.start(spec).await?;
+        Ok(Box::new(sandbox))
+    }
+}
+
+pub struct NativeSandbox {
+    id: String,
+    conn: AgentConnection,
+    cgroup: Arc<Cgroup>,
+    child: Mutex<Option<tokio::process::Child>>,
+    destroyed: AtomicBool,
+}
+
+impl NativeSandbox {
+    fn teardown(&self) -> Result<(), SandboxError> {
+        if self.destroyed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Killing the cgroup takes the agent, PID 1 and everything they started; the mounts
+        // die with the last process of the mount namespace.
+        let result = self.cgroup.destroy();
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.start_kill();
+            let _ = child.try_wait();
+        }
+        Ok(result?)
+    }
+}
+
+#[async_trait]
+impl Sandbox for NativeSandbox {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn agent(&self) -> &AgentConnection {
+        &self.conn
+    }
+
+    async fn usage(&self) -> Result<Usage, SandboxError> {
+        let u = self.cgroup.usage()?;
+        Ok(Usage {
+            memory_bytes: u.memory_current_bytes,
+            memory_peak_bytes: u.memory_peak_bytes,
+            cpu_ms: u.cpu_usage_ns / 1_000_000,
+            pids: u.pids_current,
+            oom_kills: u.oom_kills,
+        })
+    }
+
+    async fn destroy(&self) -> Result<(), SandboxError> {
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let cgroup = self.cgroup.clone();
+        if self.destroyed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || cgroup.destroy())
+            .await
+            .map_err(|e| SandboxError::Setup(format!("teardown task: {e}")))??;
+        if let Some(mut child) = child {
+            // The agent was killed with its cgroup; collect its exit status.
+            let _ = child.wait().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NativeSandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::warn!(sandbox = %self.id, error = %e, "tearing down a dropped sandbox");
+        }
+    }
+}
+
+/// The agent program of the running binary: `[current_exe, "agent"]`.
+pub fn current_exe_agent() -> std::io::Result<Vec<String>> {
+    let exe: PathBuf = std::env::current_exe()?;
+    Ok(vec![exe.to_string_lossy().into_owned(), "agent".into()])
+}

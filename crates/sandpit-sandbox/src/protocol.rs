@@ -1,0 +1,450 @@
+//! The agent protocol: what the server and the in-sandbox agent say to each other over one
+//! stream socket. Every backend speaks it, so spawning, streaming and file access look the same
+//! whether the box is a native namespace set, a container or a pod.
+//!
+//! A frame is `[u32 body_len][u32 json_len][json][payload]` (little-endian lengths), where the
+//! JSON is a [`Request`], [`Event`] or the first [`AgentSetup`], and the payload carries bytes
+//! (process output, stdin, file contents) without JSON escaping. [`FrameDecoder`] is a pure
+//! state machine over bytes; the async read/write helpers are a thin driver on top.
+
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::spec::{ProcessSpec, RootSpec, SandboxLimits, WorkspacePath};
+
+/// Largest frame either side accepts; larger ones are a protocol error.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Sent once by the server as the first frame: how the agent builds the box.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentSetup {
+    pub root: RootSpec,
+    pub limits: SandboxLimits,
+    pub hostname: String,
+    /// `cgroup.procs` files the agent writes itself into before unsharing.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// The cgroup file that counts OOM kills (`memory.oom_control` on v1, `memory.events` on
+    /// v2); opened before the root changes so memory-limit kills can be told apart.
+    pub oom_events: Option<PathBuf>,
+    /// The unprivileged identity sandboxed processes run as.
+    pub uid: u32,
+    pub gid: u32,
+    /// Whether to install the seccomp filter in every process.
+    pub seccomp: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Spawn {
+        id: u32,
+        spec: ProcessSpec,
+    },
+    /// Payload: bytes for the process's stdin. An empty payload closes stdin.
+    Stdin {
+        id: u32,
+    },
+    /// Sends a signal to the process's group.
+    Signal {
+        id: u32,
+        signal: i32,
+    },
+    Resize {
+        id: u32,
+        rows: u16,
+        cols: u16,
+    },
+    /// Payload: the new contents. Parent directories are created.
+    WriteFile {
+        req: u32,
+        path: WorkspacePath,
+        mode: u32,
+    },
+    ReadFile {
+        req: u32,
+        path: WorkspacePath,
+        max_bytes: u64,
+    },
+    /// Lists a directory (`None`: the workspace root).
+    List {
+        req: u32,
+        path: Option<WorkspacePath>,
+    },
+    /// Removes a file or a directory tree.
+    Remove {
+        req: u32,
+        path: WorkspacePath,
+    },
+    Mkdir {
+        req: u32,
+        path: WorkspacePath,
+    },
+    /// Kills every process and empties the workspace, `/tmp` and `/dev/shm`, so the box can be
+    /// handed to someone else with no trace of the previous use.
+    Reset {
+        req: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Setup finished; the box is ready for requests.
+    Ready {
+        features: Vec<String>,
+    },
+    /// Setup failed; the agent exits after sending this.
+    SetupFailed {
+        error: String,
+    },
+    Spawned {
+        id: u32,
+        pid: u32,
+    },
+    SpawnFailed {
+        id: u32,
+        error: String,
+    },
+    /// Payload: output bytes.
+    Output {
+        id: u32,
+        stream: Stream,
+    },
+    /// The process ended. No output for `id` follows.
+    Exited {
+        id: u32,
+        exit: ExitInfo,
+    },
+    Done {
+        req: u32,
+        reply: Reply,
+    },
+    Failed {
+        req: u32,
+        error: FileError,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Successful answers to file and reset requests. `Read` carries the bytes as payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    Read,
+    List { entries: Vec<DirEntry> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// Why a file request failed, in terms callers can map to API errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum FileError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("is a directory")]
+    IsADirectory,
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("the workspace is full")]
+    NoSpace,
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for FileError {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound => Self::NotFound,
+            K::AlreadyExists => Self::AlreadyExists,
+            K::NotADirectory => Self::NotADirectory,
+            K::IsADirectory => Self::IsADirectory,
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => Self::NoSpace,
+            _ => match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::EXDEV) => {
+                    Self::Refused("the path leaves the workspace through a link".into())
+                }
+                _ => Self::Io(e.to_string()),
+            },
+        }
+    }
+}
+
+/// How a process ended and what it used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number when a signal ended it.
+    pub signal: Option<i32>,
+    pub wall_ms: u64,
+    /// User + system CPU time of the process and the children it waited for.
+    pub cpu_ms: u64,
+    /// Peak resident memory of the largest process in its tree.
+    pub memory_kb: u64,
+    /// The limit that ended it, if any.
+    pub limit: Option<LimitKind>,
+    /// Output beyond the output limit was dropped.
+    pub output_truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    WallTime,
+    CpuTime,
+    Memory,
+    Output,
+}
+
+/// A decoded frame: a message plus its byte payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame<M> {
+    pub msg: M,
+    pub payload: Vec<u8>,
+}
+
+impl<M> Frame<M> {
+    pub fn new(msg: M) -> Self {
+        Self {
+            msg,
+            payload: Vec::new(),
+        }
+    }
+
+    pub fn with_payload(msg: M, payload: Vec<u8>) -> Self {
+        Self { msg, payload }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the peer closed the connection")]
+    Closed,
+}
+
+/// Encodes one frame.
+pub fn encode<M: Serialize>(frame: &Frame<M>) -> Result<Vec<u8>, ProtocolError> {
+    let json =
+        serde_json::to_vec(&frame.msg).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let body = 4 + json.len() + frame.payload.len();
+    if body > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(body));
+    }
+    let mut out = Vec::with_capacity(4 + body);
+    out.extend_from_slice(&(body as u32).to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&frame.payload);
+    Ok(out)
+}
+
+/// Decodes one frame body (everything after the leading length).
+fn decode_body<M: DeserializeOwned>(body: &[u8]) -> Result<Frame<M>, ProtocolError> {
+    let Some((len, rest)) = body.split_first_chunk::<4>() else {
+        return Err(ProtocolError::Malformed("short body".into()));
+    };
+    let json_len = u32::from_le_bytes(*len) as usize;
+    if json_len > rest.len() {
+        return Err(ProtocolError::Malformed("json length past the end".into()));
+    }
+    let (json, payload) = rest.split_at(json_len);
+    let msg = serde_json::from_slice(json).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    Ok(Frame {
+        msg,
+        payload: payload.to_vec(),
+    })
+}
+
+/// Incremental decoder: feed bytes as they arrive, take complete frames out.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, `Ok(None)` when more bytes are needed.
+    pub fn next_frame<M: DeserializeOwned>(&mut self) -> Result<Option<Frame<M>>, ProtocolError> {
+        let Some(len) = self.buf.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let body = u32::from_le_bytes(*len) as usize;
+        if body > MAX_FRAME {
+            return Err(ProtocolError::TooLarge(body));
+        }
+        if self.buf.len() < 4 + body {
+            return Ok(None);
+        }
+        let frame = decode_body(&self.buf[4..4 + body]);
+        self.buf.drain(..4 + body);
+        frame.map(Some)
+    }
+}
+
+/// Reads one frame; `Closed` at a clean end of stream.
+pub async fn read_frame<M: DeserializeOwned, R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Frame<M>, ProtocolError> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(ProtocolError::Closed);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let body = u32::from_le_bytes(len) as usize;
+    if body > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(body));
+    }
+    let mut buf = vec![0u8; body];
+    reader.read_exact(&mut buf).await?;
+    decode_body(&buf)
+}
+
+pub async fn write_frame<M: Serialize, W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &Frame<M>,
+) -> Result<(), ProtocolError> {
+    writer.write_all(&encode(frame)?).await?;
+    Ok(())
+}
+
+/// Blocking read of one frame, for the agent before its runtime starts.
+pub fn read_frame_blocking<M: DeserializeOwned>(
+    reader: &mut impl std::io::Read,
+) -> Result<Frame<M>, ProtocolError> {
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            ProtocolError::Closed
+        } else {
+            e.into()
+        }
+    })?;
+    let body = u32::from_le_bytes(len) as usize;
+    if body > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(body));
+    }
+    let mut buf = vec![0u8; body];
+    reader.read_exact(&mut buf)?;
+    decode_body(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_survive_arbitrary_splits() {
+        let frames = vec![
+            Frame::new(Request::Reset { req: 1 }),
+            Frame::with_payload(Request::Stdin { id: 7 }, b"hello\0\xffworld".to_vec()),
+            Frame::new(Request::Spawn {
+                id: 2,
+                spec: ProcessSpec::new(["/bin/echo", "a\nb", "$(x)", "'\""]),
+            }),
+        ];
+        let bytes: Vec<u8> = frames.iter().flat_map(|f| encode(f).unwrap()).collect();
+        for chunk in [1, 3, 7, bytes.len()] {
+            let mut decoder = FrameDecoder::default();
+            let mut out = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                decoder.push(piece);
+                while let Some(frame) = decoder.next_frame::<Request>().unwrap() {
+                    out.push(frame);
+                }
+            }
+            assert_eq!(out, frames, "split every {chunk} bytes");
+        }
+    }
+
+    #[test]
+    fn oversized_and_malformed_frames_are_errors() {
+        let mut decoder = FrameDecoder::default();
+        decoder.push(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decoder.next_frame::<Request>(),
+            Err(ProtocolError::TooLarge(_))
+        ));
+        let mut decoder = FrameDecoder::default();
+        let mut bytes = 9u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&99u32.to_le_bytes());
+        bytes.extend_from_slice(b"{}{}{");
+        decoder.push(&bytes);
+        assert!(matches!(
+            decoder.next_frame::<Request>(),
+            Err(ProtocolError::Malformed(_))
+        ));
+        let mut decoder = FrameDecoder::default();
+        let mut bytes = 6u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(b"{}");
+        decoder.push(&bytes);
+        assert!(matches!(
+            decoder.next_frame::<Request>(),
+            Err(ProtocolError::Malformed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn async_and_blocking_readers_agree() {
+        let frame = Frame::with_payload(
+            Event::Output {
+                id: 3,
+                stream: Stream::Stderr,
+            },
+            vec![1, 2, 3],
+        );
+        let bytes = encode(&frame).unwrap();
+        let read: Frame<Event> = read_frame(&mut bytes.as_slice()).await.unwrap();
+        assert_eq!(read, frame);
+        let read: Frame<Event> = read_frame_blocking(&mut bytes.as_slice()).unwrap();
+        assert_eq!(read, frame);
+        assert!(matches!(
+            read_frame::<Event, _>(&mut [].as_slice()).await,
+            Err(ProtocolError::Closed)
+        ));
+    }
+}
