@@ -35,6 +35,10 @@ pub struct Usage {
 pub trait Backend: Send + Sync {
     fn report(&self) -> BackendReport;
     async fn create(&self, spec: &SandboxSpec) -> Result<Box<dyn Sandbox>, SandboxError>;
+    /// Releases what the backend holds beyond its sandboxes (server shutdown).
+    async fn shutdown(&self) -> Result<(), SandboxError> {
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -211,6 +211,23 @@ impl Backend for NativeBackend {
         let (sandbox, _) = self.start(spec).await?;
         Ok(Box::new(sandbox))
     }
+
+    async fn shutdown(&self) -> Result<(), SandboxError> {
+        let cgroups = self.cgroups.clone();
+        tokio::task::spawn_blocking(move || cgroups.cleanup())
+            .await
+            .map_err(|e| SandboxError::Setup(format!("cleanup task: {e}")))??;
+        Ok(())
+    }
+}
+
+impl Drop for NativeBackend {
+    fn drop(&mut self) {
+        // Sandboxes still alive die with their cgroups; the instance's parent cgroup goes too.
+        if let Err(e) = self.cgroups.cleanup() {
+            tracing::warn!(error = %e, "removing the sandbox cgroups");
+        }
+    }
 }
 
 pub struct NativeSandbox {

@@ -19,6 +19,8 @@ const SECTIONS: &[&str] = &[
     "auth",
     "rate_limit",
     "log",
+    "sandbox",
+    "runs",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +33,75 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
+    pub sandbox: SandboxConfig,
+    pub runs: RunsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// `native`: Linux namespaces, cgroups (v1 or v2) and seccomp on this host; needs root.
+    pub backend: SandboxBackend,
+    /// The agent program (and arguments) started in every sandbox. Empty: this binary's
+    /// `agent` subcommand.
+    pub agent: Vec<String>,
+    /// The uid and gid sandboxed code runs as; no account with these ids is needed on the host.
+    pub uid: u32,
+    pub gid: u32,
+    /// Filter system calls (mount, ptrace, new namespaces, kernel modules …) with seccomp.
+    pub seccomp: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxBackend {
+    Native,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunsConfig {
+    /// Runs executing at once. 0: one per CPU core.
+    pub max_concurrent: usize,
+    /// Runs that may wait for a free slot; beyond that new runs get 503. 0: 8 per CPU core.
+    pub max_queued: usize,
+    /// Sandboxes kept ready so a run does not wait for one to be created.
+    pub warm_pool: usize,
+    /// Limits of a run that asks for none.
+    pub default_limits: RunLimits,
+    /// The most a run may ask for; a request above them is refused (422).
+    pub max_limits: RunLimits,
+    /// Limits of the compile step of compiled languages.
+    pub compile_limits: RunLimits,
+    /// Files per run, test cases per run.
+    pub max_files: usize,
+    pub max_tests: usize,
+    /// Largest run request (files and stdin together), in bytes.
+    pub max_request_bytes: usize,
+    /// Finished asynchronous runs kept for polling: how many, and for how many minutes.
+    pub keep_results: usize,
+    pub keep_results_minutes: u64,
+    /// Languages. Empty: the built-in list (bash, python3, node, c, cpp, java, rust, go), each
+    /// offered when installed. See `RuntimeConfig` in the docs for the fields.
+    pub runtimes: Vec<crate::runs::runtimes::RuntimeConfig>,
+}
+
+/// Limits of one run (or of its compile step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    /// Wall-clock time per execution.
+    pub wall_ms: u64,
+    /// CPU time per execution.
+    pub cpu_ms: u64,
+    /// Memory of the whole sandbox, files in /tmp and the workspace included.
+    pub memory_mb: u64,
+    /// Processes and threads at once.
+    pub processes: u64,
+    /// stdout and stderr together, per execution.
+    pub output_bytes: u64,
+    /// Largest file a program may write.
+    pub file_size_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +204,60 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
+            sandbox: SandboxConfig::default(),
+            runs: RunsConfig::default(),
+        }
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            backend: SandboxBackend::Native,
+            agent: Vec::new(),
+            uid: 61000,
+            gid: 61000,
+            seccomp: true,
+        }
+    }
+}
+
+impl Default for RunsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 0,
+            max_queued: 0,
+            warm_pool: 2,
+            default_limits: RunLimits {
+                wall_ms: 5_000,
+                cpu_ms: 3_000,
+                memory_mb: 256,
+                processes: 64,
+                output_bytes: 1 << 20,
+                file_size_bytes: 16 << 20,
+            },
+            max_limits: RunLimits {
+                wall_ms: 30_000,
+                cpu_ms: 20_000,
+                memory_mb: 1024,
+                processes: 256,
+                output_bytes: 8 << 20,
+                file_size_bytes: 64 << 20,
+            },
+            compile_limits: RunLimits {
+                wall_ms: 30_000,
+                cpu_ms: 20_000,
+                memory_mb: 512,
+                processes: 64,
+                output_bytes: 1 << 20,
+                file_size_bytes: 64 << 20,
+            },
+            max_files: 32,
+            max_tests: 64,
+            max_request_bytes: 4 << 20,
+            keep_results: 1000,
+            keep_results_minutes: 30,
+            runtimes: Vec::new(),
         }
     }
 }
@@ -286,6 +411,43 @@ impl Config {
             return Err(invalid(
                 "rate_limit",
                 "limits must be at least 1 per minute",
+            ));
+        }
+        let runs = &self.runs;
+        for (key, limits) in [
+            ("runs.default_limits", &runs.default_limits),
+            ("runs.max_limits", &runs.max_limits),
+            ("runs.compile_limits", &runs.compile_limits),
+        ] {
+            if limits.wall_ms == 0
+                || limits.cpu_ms == 0
+                || limits.memory_mb < 16
+                || limits.processes == 0
+                || limits.file_size_bytes == 0
+            {
+                return Err(invalid(
+                    key,
+                    "wall_ms, cpu_ms, processes and file_size_bytes must be above 0, memory_mb at least 16",
+                ));
+            }
+        }
+        let (d, m) = (&runs.default_limits, &runs.max_limits);
+        if d.wall_ms > m.wall_ms
+            || d.cpu_ms > m.cpu_ms
+            || d.memory_mb > m.memory_mb
+            || d.processes > m.processes
+            || d.output_bytes > m.output_bytes
+            || d.file_size_bytes > m.file_size_bytes
+        {
+            return Err(invalid(
+                "runs.default_limits",
+                "must not exceed runs.max_limits",
+            ));
+        }
+        if runs.max_files == 0 || runs.max_tests == 0 || runs.max_request_bytes < 1024 {
+            return Err(invalid(
+                "runs",
+                "max_files and max_tests must be at least 1, max_request_bytes at least 1024",
             ));
         }
         if self.server.body_limit_bytes < 1024 {
@@ -446,6 +608,70 @@ api_per_minute = 600
 format = "auto"
 # A tracing filter such as "info" or "sandpit_server=debug,info"; RUST_LOG overrides it.
 level = "info"
+
+[sandbox]
+# native: Linux namespaces, cgroups (v1 or v2) and seccomp on this host; needs root. When it
+# cannot work here, start-up and /readyz say exactly why and runs are refused (never unsandboxed).
+backend = "native"
+# The agent started in every sandbox. Empty: this binary's `agent` subcommand.
+agent = []
+# uid/gid of sandboxed code; no such account is needed on the host.
+uid = 61000
+gid = 61000
+# Filter system calls (mount, ptrace, new namespaces, kernel modules ...) with seccomp.
+seccomp = true
+
+[runs]
+# Runs executing at once (0: one per CPU core) and runs that may wait for a slot (0: 8 per
+# core); beyond that new runs are answered 503 with Retry-After.
+max_concurrent = 0
+max_queued = 0
+# Sandboxes kept ready so a run does not wait for one to be created.
+warm_pool = 2
+max_files = 32
+max_tests = 64
+# Largest run request (files and stdin together), in bytes.
+max_request_bytes = 4194304
+# Finished asynchronous runs kept for polling: how many, for how many minutes.
+keep_results = 1000
+keep_results_minutes = 30
+# Languages. Empty: the built-in list (bash, python3, node, c, cpp, java, rust, go), each offered
+# when installed. An entry looks like:
+# [[runs.runtimes]]
+# name = "python3"
+# aliases = ["python", "py"]
+# version_argv = ["/usr/bin/python3", "--version"]
+# source_file = "main.py"
+# run_argv = ["/usr/bin/python3", "main.py"]
+# compile_argv = ["/usr/bin/gcc", "-O2", "-o", "main", "main.c"]   # compiled languages only
+# env = { PYTHONDONTWRITEBYTECODE = "1" }
+runtimes = []
+
+# Limits of a run that asks for none; the most a run may ask for; limits of compile steps.
+# wall_ms and cpu_ms apply per execution (each test case), memory_mb to the whole sandbox.
+[runs.default_limits]
+wall_ms = 5000
+cpu_ms = 3000
+memory_mb = 256
+processes = 64
+output_bytes = 1048576
+file_size_bytes = 16777216
+
+[runs.max_limits]
+wall_ms = 30000
+cpu_ms = 20000
+memory_mb = 1024
+processes = 256
+output_bytes = 8388608
+file_size_bytes = 67108864
+
+[runs.compile_limits]
+wall_ms = 30000
+cpu_ms = 20000
+memory_mb = 512
+processes = 64
+output_bytes = 1048576
+file_size_bytes = 67108864
 "#;
 
 #[cfg(test)]

@@ -45,6 +45,14 @@ pub enum ApiError {
     /// A feature that is not configured on this server (e.g. GitHub sign-in).
     #[error("{0}")]
     NotEnabled(&'static str),
+    /// The server cannot take this request now (busy, or a component such as the sandbox is
+    /// unavailable); `retry_after` when waiting helps.
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// A service sandpit depends on (e.g. GitHub) failed; the detail is logged, not sent.
     #[error("{public}")]
     Upstream {
@@ -99,6 +107,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotEnabled(_) => StatusCode::NOT_FOUND,
             ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +127,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotEnabled(_) => "not_enabled",
             ApiError::Upstream { .. } => "upstream_error",
+            ApiError::Unavailable { code, .. } => code,
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -137,6 +147,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
+            ApiError::Unavailable {
+                retry_after: Some(retry_after),
+                ..
+            } => Some(retry_after_secs(*retry_after)),
             _ => None,
         };
         let body = ErrorEnvelope {

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod runs;
+pub mod sandbox;
 mod startup;
 pub mod state;
 pub mod telemetry;

@@ -119,7 +119,14 @@ impl App {
             .timeout(Duration::from_secs(config.auth.github.timeout_seconds))
             .build()
             .context("cannot build the HTTP client")?;
+        let sandboxes = Arc::new(crate::sandbox::Sandboxes::start(&config.sandbox).await);
+        let runs = Arc::new(crate::runs::service::Runs::new(
+            config.runs.clone(),
+            sandboxes.clone(),
+        ));
         let state = AppState {
+            sandboxes,
+            runs,
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.into(),
             cookie_key: cookie_key(&secret),
@@ -197,6 +204,7 @@ impl App {
             }
         };
         housekeeping.abort();
+        self.state.runs.shutdown().await;
         self.state.store.close().await;
         tracing::info!("stopped");
         result

@@ -11,6 +11,8 @@ use crate::auth::cache::AuthCache;
 use crate::config::Config;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
+use crate::runs::service::Runs;
+use crate::sandbox::Sandboxes;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +29,9 @@ pub struct AppState {
     pub auth_cache: Arc<AuthCache>,
     /// Client for outbound calls (GitHub), with timeouts.
     pub http: reqwest::Client,
+    /// The sandbox backend (or why there is none).
+    pub sandboxes: Arc<Sandboxes>,
+    pub runs: Arc<Runs>,
 }
 
 impl FromRef<AppState> for Key {

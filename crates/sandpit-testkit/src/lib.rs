@@ -341,6 +341,32 @@ fn postgres_bindir() -> PathBuf {
         .expect(NOT_INSTALLED)
 }
 
+/// The sandbox agent for tests of crates other than `sandpit-sandbox` (whose tests get it from
+/// `CARGO_BIN_EXE_sandpit-agent`): the `sandpit-agent` binary next to this test's build output,
+/// built with cargo if it is not there yet.
+pub fn agent_argv() -> Vec<String> {
+    static AGENT: OnceLock<PathBuf> = OnceLock::new();
+    let path = AGENT.get_or_init(|| {
+        // Test binaries live in target/<profile>/deps/; binaries in target/<profile>/.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable is in target/<profile>/deps");
+        let agent = dir.join("sandpit-agent");
+        if !agent.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "sandpit-sandbox", "--bin", "sandpit-agent"])
+                .status()
+                .expect("running cargo to build sandpit-agent");
+            assert!(status.success(), "building sandpit-agent failed");
+        }
+        agent
+    });
+    vec![path.to_string_lossy().into_owned(), "agent".into()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,7 +69,22 @@ enum RoleArg {
     Admin,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // `sandpit agent` is the program inside every sandbox: it must start before anything else
+    // (no runtime, no logging, no configuration) because it forks and unshares namespaces.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "agent") {
+        return sandpit_sandbox::agent::main();
+    }
+    match cli_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Config(ConfigCommand::Default) = command {

@@ -84,6 +84,9 @@ pub async fn serve(stream: StdUnixStream, ctx: Context) -> Result<(), ProtocolEr
             Ok(frame) => frame,
             // The server is gone: PID 1 exits and the kernel kills everything in the box.
             Err(ProtocolError::Closed) => return Ok(()),
+            Err(ProtocolError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         handle(&state, &out, frame).await;

@@ -4,6 +4,7 @@
 mod auth;
 mod github;
 mod ops;
+mod runs;
 mod tokens;
 mod users;
 pub mod views;
@@ -80,6 +81,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(users::router())
+        .merge(runs::router(state))
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

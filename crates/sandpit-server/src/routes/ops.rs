@@ -48,8 +48,11 @@ pub struct Component {
     /// Which implementation (e.g. `sqlite`, `postgres`).
     pub backend: Option<&'static str>,
     pub latency_ms: Option<f64>,
-    /// Why it is not ok (never a secret).
+    /// Why it is not ok (never a secret), or details such as the cgroup version.
     pub detail: Option<String>,
+    /// Isolation features in force (the sandbox backend).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,7 +60,7 @@ pub struct Readiness {
     /// `ready` when every component is ok, else `unready`.
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// One entry per dependency: `store` now; the sandbox backend and LLM providers later.
+    /// One entry per dependency: `store` and `sandbox` now; LLM providers later.
     pub components: BTreeMap<&'static str, Component>,
 }
 
@@ -75,6 +78,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
             backend: Some(state.store.backend()),
             latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
             detail: None,
+            features: Vec::new(),
         },
         Err(e) => {
             tracing::warn!(error = %e, "store is not ready");
@@ -83,10 +87,34 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
                 backend: Some(state.store.backend()),
                 latency_ms: None,
                 detail: Some(e.to_string()),
+                features: Vec::new(),
             }
         }
     };
-    let components = BTreeMap::from([("store", store)]);
+    let sandbox = match state.sandboxes.report() {
+        Ok(report) => Component {
+            status: "ok",
+            backend: Some(report.backend),
+            latency_ms: None,
+            detail: Some(
+                report
+                    .details
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            features: report.features,
+        },
+        Err(why) => Component {
+            status: "error",
+            backend: Some("native"),
+            latency_ms: None,
+            detail: Some(why.to_owned()),
+            features: Vec::new(),
+        },
+    };
+    let components = BTreeMap::from([("store", store), ("sandbox", sandbox)]);
     let ready = components.values().all(|c| c.status == "ok");
     (
         if ready {

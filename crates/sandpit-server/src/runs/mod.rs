@@ -1,1 +1,5 @@
+//! Stateless code execution: the runtime registry, the request model and the executor.
+
+pub mod model;
 pub mod runtimes;
+pub mod service;

@@ -68,7 +68,7 @@ fn inputs() -> Vec<Input> {
         Input {
             name: "oversized",
             content_type: Some("application/json"),
-            body: format!(r#"{{"username": "{}"}}"#, "x".repeat(2 * 1024 * 1024)).into_bytes(),
+            body: format!(r#"{{"username": "{}"}}"#, "x".repeat(5 * 1024 * 1024)).into_bytes(),
         },
         Input {
             name: "no content type",
@@ -96,6 +96,7 @@ async fn every_endpoint_answers_bad_input_with_the_envelope() {
         (Method::POST, "/api/v1/auth/login".into(), false),
         (Method::POST, "/api/v1/tokens".into(), true),
         (Method::PUT, role_path.clone(), true),
+        (Method::POST, "/api/v1/runs".into(), true),
     ];
     let mut checked = 0;
     for (method, path, authed) in &body_endpoints {

@@ -43,6 +43,8 @@ pub fn test_config(dir: &TempDir) -> Config {
     config.server.bind = "127.0.0.1:0".parse().unwrap();
     config.rate_limit.auth_per_minute = 10_000;
     config.rate_limit.api_per_minute = 100_000;
+    config.sandbox.agent = sandpit_testkit::agent_argv();
+    config.runs.warm_pool = 1;
     config
 }
 
