@@ -37,13 +37,22 @@ pub fn write(path: &WorkspacePath, data: &[u8], mode: u32) -> Result<(), FileErr
     if let Some(parent) = full.parent() {
         fs::create_dir_all(parent)?;
     }
+    // O_NONBLOCK: a FIFO planted at the path must not block the (single-threaded) agent; it
+    // fails to open without a reader, and is refused below with one.
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode & 0o777)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&full)?;
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&full)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => FileError::Refused("not a regular file".into()),
+            _ => e.into(),
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(FileError::Refused("not a regular file".into()));
+    }
     file.write_all(data)?;
     file.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
     Ok(())

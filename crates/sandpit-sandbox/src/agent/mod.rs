@@ -1,7 +1,7 @@
 //! The in-sandbox agent (`sandpit agent`). The server starts it with a socket on stdin and sends
-//! an [`AgentSetup`]. The agent joins its cgroup, unshares the mount, PID, network, IPC and UTS
-//! namespaces and forks: the child is PID 1 of the new PID namespace, builds the root
-//! ([`root`]), answers [`Ready`](crate::protocol::Event::Ready) and then serves requests —
+//! an [`AgentSetup`]. The agent joins its cgroup, unshares the PID namespace and forks: the child
+//! is PID 1 of the new PID namespace, unshares the mount, network, IPC and UTS namespaces, builds
+//! the root ([`root`]), answers [`Ready`](crate::protocol::Event::Ready) and then serves requests —
 //! spawning processes, streaming their output, enforcing wall-time and output limits, file
 //! operations and resets — until the socket closes. The parent stays outside and only waits.
 //!
@@ -86,15 +86,24 @@ fn prepare(setup: &AgentSetup) -> Result<Option<std::fs::File>, String> {
     Ok(oom)
 }
 
+/// Unshares the PID namespace (it applies to the children) and forks; the child, PID 1 of the
+/// box, then unshares the others. The parent stays in the host's mount, network, IPC and UTS
+/// namespaces: were it in the box's IPC namespace it would keep that namespace, and its SysV
+/// shared memory (charged to the box), alive after a reset replaces it.
 fn isolate(_setup: &AgentSetup) -> std::io::Result<sys::Forked> {
-    nix::sched::unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWUTS,
-    )?;
-    sys::fork()
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID)?;
+    match sys::fork()? {
+        sys::Forked::Parent(child) => Ok(sys::Forked::Parent(child)),
+        sys::Forked::Child => {
+            nix::sched::unshare(
+                CloneFlags::CLONE_NEWNS
+                    | CloneFlags::CLONE_NEWNET
+                    | CloneFlags::CLONE_NEWIPC
+                    | CloneFlags::CLONE_NEWUTS,
+            )?;
+            Ok(sys::Forked::Child)
+        }
+    }
 }
 
 /// The parent outside the namespaces: mirrors the exit of PID 1.

@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -169,6 +170,16 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
+    // A directory root may lie under the staging path (a temporary directory in /tmp, say),
+    // which the staging tmpfs is about to cover: hold it open and reach it through the handle.
+    let image = match &setup.root {
+        RootSpec::Directory { path } => {
+            let dir = fs::File::open(path).map_err(|e| io_err("open", path, e))?;
+            let through = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+            Some((dir, through))
+        }
+        RootSpec::Host => None,
+    };
     let root = PathBuf::from(STAGING);
     do_mount(
         Some("tmpfs"),
@@ -201,7 +212,10 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
             write_identity_files(setup, &etc)?;
         }
         RootSpec::Directory { path } => {
-            for entry in fs::read_dir(path).map_err(|e| io_err("list", path, e))? {
+            let dir = image
+                .as_ref()
+                .map_or(path.as_path(), |(_, through)| through);
+            for entry in fs::read_dir(dir).map_err(|e| io_err("list", path, e))? {
                 let entry = entry?;
                 let name = entry.file_name();
                 if matches!(

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::sys::{self, ChildSetup, Reaped};
 use super::{files, root};
 use crate::protocol::{
-    AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, ProtocolError, Reply, Request,
-    Stream, encode, read_frame,
+    AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, MAX_FRAME, ProtocolError, Reply,
+    Request, Stream, encode, read_frame,
 };
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, StdioMode};
@@ -177,7 +177,21 @@ async fn reply(out: &Out, req: u32, result: Result<(Reply, Vec<u8>), FileError>)
         Ok((reply, payload)) => Frame::with_payload(Event::Done { req, reply }, payload),
         Err(error) => Frame::new(Event::Failed { req, error }),
     };
-    send(out, frame).await;
+    // An answer too large for one frame (a huge listing, a read with a huge `max_bytes`) must
+    // still be answered: a request without an answer waits forever.
+    let bytes = encode(&frame).or_else(|e| {
+        let error = match e {
+            ProtocolError::TooLarge(_) => FileError::TooLarge(MAX_FRAME as u64),
+            e => FileError::Io(e.to_string()),
+        };
+        encode(&Frame::new(Event::Failed { req, error }))
+    });
+    match bytes {
+        Ok(bytes) => {
+            let _ = out.send(bytes).await;
+        }
+        Err(e) => eprintln!("sandpit agent: encoding: {e}"),
+    }
 }
 
 /// Runs a file operation with the sandbox user's file-system rights.
