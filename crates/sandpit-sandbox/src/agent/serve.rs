@@ -637,6 +637,15 @@ fn classify(
         Some(LimitKind::CpuTime)
     } else if wall_hit {
         Some(LimitKind::WallTime)
+    } else if killed
+        && limits.cpu_ms.is_some_and(|limit| {
+            // SIGKILL from RLIMIT_CPU's hard limit (a second past the soft one). rusage can read
+            // a little below what the kernel enforced, so most of the way there counts.
+            let hard_ms = (limit.div_ceil(1000).max(1) + 1) * 1000;
+            info.cpu_ms * 5 >= hard_ms * 4
+        })
+    {
+        Some(LimitKind::CpuTime)
     } else if killed && oom_killed {
         Some(LimitKind::Memory)
     } else {
