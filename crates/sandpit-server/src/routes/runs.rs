@@ -13,6 +13,7 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path, Query};
 use crate::runs::model::{RunRequest, RunResult, RunState, Stage, StageStatus};
 use crate::runs::runtimes::RuntimeInfo;
+use crate::runs::service::busy;
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -86,11 +87,7 @@ async fn create_run(
         return Ok(Json(result).into_response());
     }
     if state.runs.saturated() {
-        return Err(ApiError::Unavailable {
-            code: "busy",
-            message: "too many runs are waiting; retry shortly".into(),
-            retry_after: Some(std::time::Duration::from_secs(1)),
-        });
+        return Err(busy());
     }
     let owner = principal.user.id;
     let pending = RunResult {
@@ -130,18 +127,7 @@ fn failed_stage(e: &ApiError) -> Stage {
         ApiError::Internal(_) => "internal error".to_owned(),
         other => other.to_string(),
     };
-    Stage {
-        status: StageStatus::InternalError,
-        exit_code: None,
-        signal: None,
-        stdout: String::new(),
-        stderr: message,
-        stdout_truncated: false,
-        stderr_truncated: false,
-        wall_ms: 0,
-        cpu_ms: 0,
-        memory_kb: 0,
-    }
+    Stage::not_run(StageStatus::InternalError, message)
 }
 
 /// An asynchronous run's state or result. Results are kept for a limited time.

@@ -105,6 +105,24 @@ pub struct Stage {
     pub memory_kb: u64,
 }
 
+impl Stage {
+    /// A stage that never ran a program to its end, with the reason as stderr.
+    pub fn not_run(status: StageStatus, reason: String) -> Self {
+        Self {
+            status,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: reason,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            wall_ms: 0,
+            cpu_ms: 0,
+            memory_kb: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TestResult {
     #[serde(flatten)]

@@ -240,7 +240,8 @@ impl Runs {
     }
 }
 
-fn busy() -> ApiError {
+/// Too many runs waiting.
+pub fn busy() -> ApiError {
     ApiError::Unavailable {
         code: "busy",
         message: "too many runs are waiting; retry shortly".into(),
@@ -342,18 +343,7 @@ async fn execute(
     let mut process = match sandbox.spawn(spec).await {
         Ok(p) => p,
         Err(SandboxError::Spawn(message)) => {
-            return Ok(Stage {
-                status: StageStatus::RuntimeError,
-                exit_code: None,
-                signal: None,
-                stdout: String::new(),
-                stderr: message,
-                stdout_truncated: false,
-                stderr_truncated: false,
-                wall_ms: 0,
-                cpu_ms: 0,
-                memory_kb: 0,
-            });
+            return Ok(Stage::not_run(StageStatus::RuntimeError, message));
         }
         Err(e) => return Err(e),
     };
