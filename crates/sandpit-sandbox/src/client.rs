@@ -1,7 +1,10 @@
 //! The server's side of the agent protocol, shared by every backend: a connection with one
 //! reader task that routes events to the process or request waiting for them, and a writer
-//! task. Output travels through bounded channels end to end, so a process that floods output
-//! faster than its reader consumes it is slowed down, never buffered without bound.
+//! task. The reader never waits for anyone: each process's output is bounded by its flow-control
+//! window ([`OUTPUT_WINDOW`](crate::protocol::OUTPUT_WINDOW)), which [`Process`] reopens with
+//! acknowledgements as its owner consumes events. A process that floods output faster than its
+//! owner reads is slowed down in the kernel; nothing is buffered without bound, and a process
+//! nobody reads stalls only itself.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,21 +16,19 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SandboxError;
 use crate::protocol::{
-    AgentSetup, DirEntry, Event, ExitInfo, FileError, Frame, Reply, Request, Stream, encode,
-    read_frame,
+    AckBatcher, AgentSetup, DirEntry, Event, ExitInfo, FileError, Frame, Reply, Request, Stream,
+    encode, read_frame,
 };
 use crate::spec::{ProcessSpec, WorkspacePath};
 
 /// Stdin is sent in frames of at most this size.
 const STDIN_CHUNK: usize = 256 << 10;
-/// Events buffered per process before the connection waits for the process's reader.
-const PROCESS_BUFFER: usize = 64;
 
 type FileResult = Result<(Reply, Vec<u8>), FileError>;
 
 #[derive(Default)]
 struct Routes {
-    procs: HashMap<u32, mpsc::Sender<ProcessEvent>>,
+    procs: HashMap<u32, mpsc::UnboundedSender<ProcessEvent>>,
     spawns: HashMap<u32, oneshot::Sender<Result<u32, String>>>,
     requests: HashMap<u32, oneshot::Sender<FileResult>>,
     closed: bool,
@@ -101,7 +102,7 @@ impl AgentConnection {
                     Ok(frame) => frame,
                     Err(_) => break,
                 };
-                route(&routes, frame).await;
+                route(&routes, frame);
             }
             // Every waiter learns the agent is gone: their channels close.
             let mut r = lock(&routes.routes);
@@ -130,7 +131,9 @@ impl AgentConnection {
     pub async fn spawn(&self, spec: ProcessSpec) -> Result<Process, SandboxError> {
         spec.validate()?;
         let id = self.next_id();
-        let (events_tx, events) = mpsc::channel(PROCESS_BUFFER);
+        // Unbounded in type, bounded in fact: the agent sends at most one window of output
+        // beyond what this process has acknowledged, then its exit.
+        let (events_tx, events) = mpsc::unbounded_channel();
         let (spawned_tx, spawned) = oneshot::channel();
         {
             let mut r = lock(&self.inner.routes);
@@ -146,6 +149,7 @@ impl AgentConnection {
                 id,
                 pid,
                 events,
+                acks: AckBatcher::default(),
                 conn: self.clone(),
             }),
             Ok(Err(error)) => {
@@ -251,7 +255,7 @@ fn lock(m: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn route(inner: &Inner, frame: Frame<Event>) {
+fn route(inner: &Inner, frame: Frame<Event>) {
     match frame.msg {
         Event::Spawned { id, pid } => {
             if let Some(tx) = lock(&inner.routes).spawns.remove(&id) {
@@ -266,14 +270,13 @@ async fn route(inner: &Inner, frame: Frame<Event>) {
         Event::Output { id, stream } => {
             let tx = lock(&inner.routes).procs.get(&id).cloned();
             if let Some(tx) = tx {
-                // Waits when the process's reader is behind: backpressure to the agent.
-                let _ = tx.send(ProcessEvent::Output(stream, frame.payload)).await;
+                let _ = tx.send(ProcessEvent::Output(stream, frame.payload));
             }
         }
         Event::Exited { id, exit } => {
             let tx = lock(&inner.routes).procs.remove(&id);
             if let Some(tx) = tx {
-                let _ = tx.send(ProcessEvent::Exited(exit)).await;
+                let _ = tx.send(ProcessEvent::Exited(exit));
             }
         }
         Event::Done { req, reply } => {
@@ -294,7 +297,8 @@ async fn route(inner: &Inner, frame: Frame<Event>) {
 pub struct Process {
     id: u32,
     pid: u32,
-    events: mpsc::Receiver<ProcessEvent>,
+    events: mpsc::UnboundedReceiver<ProcessEvent>,
+    acks: AckBatcher,
     conn: AgentConnection,
 }
 
@@ -312,9 +316,23 @@ impl Process {
         self.pid
     }
 
-    /// The next output chunk or the exit; `None` if the sandbox was lost.
+    /// The next output chunk or the exit; `None` if the sandbox was lost. Taking an output
+    /// chunk counts as consuming it: the process may send more (see [`AckBatcher`]).
     pub async fn next_event(&mut self) -> Option<ProcessEvent> {
-        self.events.recv().await
+        let event = self.events.recv().await?;
+        if let ProcessEvent::Output(_, bytes) = &event
+            && let Some(n) = self.acks.consumed(bytes.len() as u64)
+        {
+            // A lost connection shows up as `None` on the next call.
+            let _ = self
+                .conn
+                .send(Frame::new(Request::Ack {
+                    id: self.id,
+                    bytes: n,
+                }))
+                .await;
+        }
+        Some(event)
     }
 
     pub async fn write_stdin(&self, data: &[u8]) -> Result<(), SandboxError> {

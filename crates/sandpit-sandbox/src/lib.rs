@@ -26,7 +26,7 @@ pub use client::{Output, Process, ProcessEvent};
 pub use error::SandboxError;
 pub use native::{NativeBackend, NativeConfig};
 pub use pool::{Lease, Pool};
-pub use protocol::{ExitInfo, LimitKind, Stream};
+pub use protocol::{ExitInfo, LimitKind, OUTPUT_WINDOW, Stream};
 pub use spec::{
     NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits, SandboxSpec, StdioMode,
     WorkspacePath,

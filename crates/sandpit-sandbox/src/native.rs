@@ -25,9 +25,12 @@ use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec};
 pub struct NativeConfig {
     /// The agent program and its arguments, e.g. `[current_exe, "agent"]`.
     pub agent_argv: Vec<String>,
-    /// The unprivileged uid/gid of sandboxed processes (not a real user on the host).
-    pub uid: u32,
-    pub gid: u32,
+    /// The unprivileged uids of sandboxed processes (not real users on the host). Each live
+    /// sandbox runs as its own uid from this range (its gid equals its uid), so per-user
+    /// kernel limits — inotify instances and watches, `RLIMIT_NPROC`, message queues, keys —
+    /// are never shared between sandboxes. The range bounds how many sandboxes can exist at
+    /// once.
+    pub uids: std::ops::Range<u32>,
     /// Install the seccomp filter in every sandboxed process.
     pub seccomp: bool,
     /// How long a new sandbox may take to report ready.
@@ -37,7 +40,83 @@ pub struct NativeConfig {
 pub struct NativeBackend {
     config: NativeConfig,
     cgroups: Arc<CgroupManager>,
+    uids: Arc<UidAllocator>,
     features: Vec<String>,
+}
+
+/// Hands out the uids of [`NativeConfig::uids`], one per live sandbox.
+#[derive(Debug)]
+struct UidAllocator {
+    range: std::ops::Range<u32>,
+    state: Mutex<UidState>,
+}
+
+#[derive(Debug, Default)]
+struct UidState {
+    used: std::collections::HashSet<u32>,
+    /// Where the next search starts, so a freed uid is not handed out again at once.
+    cursor: u32,
+}
+
+impl UidAllocator {
+    fn new(range: std::ops::Range<u32>) -> Self {
+        Self {
+            state: Mutex::new(UidState {
+                cursor: range.start,
+                ..UidState::default()
+            }),
+            range,
+        }
+    }
+
+    fn allocate(self: &Arc<Self>) -> Option<UidLease> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let len = self.range.len() as u32;
+        for step in 0..len {
+            let uid = self.range.start + (st.cursor - self.range.start + step) % len;
+            if st.used.insert(uid) {
+                st.cursor = if uid + 1 >= self.range.end {
+                    self.range.start
+                } else {
+                    uid + 1
+                };
+                return Some(UidLease {
+                    uid,
+                    allocator: self.clone(),
+                    reusable: AtomicBool::new(true),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// A sandbox's uid, given back when the sandbox is gone.
+#[derive(Debug)]
+struct UidLease {
+    uid: u32,
+    allocator: Arc<UidAllocator>,
+    /// Cleared when teardown failed: processes of this uid may still live, so it is never
+    /// handed out again.
+    reusable: AtomicBool,
+}
+
+impl Drop for UidLease {
+    fn drop(&mut self) {
+        if self.reusable.load(Ordering::SeqCst) {
+            let mut st = self
+                .allocator
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            st.used.remove(&self.uid);
+        } else {
+            tracing::warn!(
+                uid = self.uid,
+                "a sandbox uid is retired after a failed teardown"
+            );
+        }
+    }
 }
 
 impl NativeBackend {
@@ -56,12 +135,19 @@ impl NativeBackend {
                 "no agent program configured".into(),
             ));
         }
+        if config.uids.is_empty() || config.uids.start == 0 {
+            return Err(SandboxError::Unavailable(format!(
+                "the sandbox uid range {}..{} must be non-empty and exclude root",
+                config.uids.start, config.uids.end
+            )));
+        }
         let cgroups =
             CgroupManager::new().map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
         if config.seccomp {
             SyscallFilter::new().map_err(|e| SandboxError::Unavailable(format!("seccomp: {e}")))?;
         }
         let mut backend = Self {
+            uids: Arc::new(UidAllocator::new(config.uids.clone())),
             config,
             cgroups: Arc::new(cgroups),
             features: Vec::new(),
@@ -108,6 +194,12 @@ impl NativeBackend {
         spec: &SandboxSpec,
     ) -> Result<(NativeSandbox, Vec<String>), SandboxError> {
         let id = format!("sb-{}", uuid::Uuid::now_v7().simple());
+        let uid = self.uids.allocate().ok_or_else(|| {
+            SandboxError::Unavailable(format!(
+                "all {} sandbox uids are in use (sandbox.uids)",
+                self.config.uids.len()
+            ))
+        })?;
         let limits = &spec.limits;
         let cgroup = self.cgroups.create(
             &id,
@@ -143,8 +235,8 @@ impl NativeBackend {
             hostname: spec.hostname.clone(),
             cgroup_procs: cgroup.procs_files(),
             oom_events: cgroup.oom_events_file(),
-            uid: self.config.uid,
-            gid: self.config.gid,
+            uid: uid.uid,
+            gid: uid.uid,
             seccomp: self.config.seccomp,
         };
         let stream =
@@ -168,6 +260,7 @@ impl NativeBackend {
                 cgroup,
                 child: Mutex::new(Some(child)),
                 destroyed: AtomicBool::new(false),
+                uid,
             },
             features,
         ))
@@ -236,6 +329,9 @@ pub struct NativeSandbox {
     cgroup: Arc<Cgroup>,
     child: Mutex<Option<tokio::process::Child>>,
     destroyed: AtomicBool,
+    /// Dropped after the sandbox (fields drop after `Drop::drop`), so the uid is free again
+    /// only once nothing of this box runs.
+    uid: UidLease,
 }
 
 impl NativeSandbox {
@@ -246,6 +342,9 @@ impl NativeSandbox {
         // Killing the cgroup takes the agent, PID 1 and everything they started; the mounts
         // die with the last process of the mount namespace.
         let result = self.cgroup.destroy();
+        if result.is_err() {
+            self.uid.reusable.store(false, Ordering::SeqCst);
+        }
         if let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = child.start_kill();
             let _ = child.try_wait();
@@ -281,9 +380,14 @@ impl Sandbox for NativeSandbox {
         if self.destroyed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || cgroup.destroy())
+        let result = tokio::task::spawn_blocking(move || cgroup.destroy())
             .await
-            .map_err(|e| SandboxError::Setup(format!("teardown task: {e}")))??;
+            .map_err(|e| SandboxError::Setup(format!("teardown task: {e}")))
+            .and_then(|r| r.map_err(SandboxError::from));
+        if result.is_err() {
+            self.uid.reusable.store(false, Ordering::SeqCst);
+        }
+        result?;
         if let Some(mut child) = child {
             // The agent was killed with its cgroup; collect its exit status.
             let _ = child.wait().await;
@@ -304,4 +408,48 @@ impl Drop for NativeSandbox {
 pub fn current_exe_agent() -> std::io::Result<Vec<String>> {
     let exe: PathBuf = std::env::current_exe()?;
     Ok(vec![exe.to_string_lossy().into_owned(), "agent".into()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_unique_while_leased_and_reused_after() {
+        let uids = Arc::new(UidAllocator::new(100..103));
+        let a = uids.allocate().unwrap();
+        let b = uids.allocate().unwrap();
+        let c = uids.allocate().unwrap();
+        let mut got = vec![a.uid, b.uid, c.uid];
+        got.sort();
+        assert_eq!(got, vec![100, 101, 102]);
+        assert!(uids.allocate().is_none(), "the range is exhausted");
+        let freed = b.uid;
+        drop(b);
+        let again = uids.allocate().unwrap();
+        assert_eq!(again.uid, freed);
+        // A uid whose sandbox could not be torn down is never handed out again.
+        a.reusable.store(false, Ordering::SeqCst);
+        drop(a);
+        assert!(uids.allocate().is_none());
+        drop(c);
+        assert_eq!(uids.allocate().unwrap().uid, 102);
+    }
+
+    #[test]
+    fn a_freed_uid_waits_for_the_rest_of_the_range() {
+        let uids = Arc::new(UidAllocator::new(10..14));
+        let first = uids.allocate().unwrap();
+        assert_eq!(first.uid, 10);
+        drop(first);
+        let order: Vec<u32> = (0..4)
+            .map(|_| uids.allocate().unwrap())
+            .map(|l| {
+                let uid = l.uid;
+                std::mem::forget(l);
+                uid
+            })
+            .collect();
+        assert_eq!(order, vec![11, 12, 13, 10]);
+    }
 }

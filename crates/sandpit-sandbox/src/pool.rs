@@ -1,7 +1,13 @@
 //! A warm pool: sandboxes created ahead of time so a run does not pay for namespaces, mounts and
 //! cgroups. A returned sandbox is reset (every process killed, workspace, `/tmp` and `/dev/shm`
 //! replaced, new IPC namespace) before anyone else gets it; one that fails to reset is destroyed.
+//!
+//! When none is ready but one is being reset, [`Pool::acquire`] waits for it: a reset costs about
+//! a millisecond, a new sandbox several, and creating one per busy moment would churn the pool
+//! (create, use once, destroy because the pool is full again).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -17,6 +23,11 @@ pub struct Pool {
     idle: Mutex<Vec<Box<dyn Sandbox>>>,
     wake: Arc<Notify>,
     closed: std::sync::atomic::AtomicBool,
+    /// Released sandboxes still being reset, and the signal that one finished.
+    returning: AtomicUsize,
+    returned: Notify,
+    /// Sandboxes created because none was ready or returning (a sign `target` is too small).
+    created_on_demand: AtomicUsize,
 }
 
 impl Pool {
@@ -29,6 +40,9 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             wake: Arc::new(Notify::new()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            returning: AtomicUsize::new(0),
+            returned: Notify::new(),
+            created_on_demand: AtomicUsize::new(0),
         });
         if target > 0 {
             let weak = Arc::downgrade(&pool);
@@ -75,14 +89,28 @@ impl Pool {
         self.idle().len()
     }
 
-    /// A ready sandbox, or a new one when none is ready.
+    /// How many sandboxes [`acquire`](Self::acquire) had to create itself.
+    pub fn created_on_demand(&self) -> usize {
+        self.created_on_demand.load(Ordering::Relaxed)
+    }
+
+    /// A ready sandbox; else one that is being reset, once it is back; else a new one.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, SandboxError> {
-        let ready = self.idle().pop();
-        self.wake.notify_one();
-        let sandbox = match ready {
-            Some(sandbox) => sandbox,
-            None => self.backend.create(&self.spec).await?,
+        let sandbox = loop {
+            // Registered before looking, so a return between the look and the wait is seen.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(sandbox) = self.idle().pop() {
+                break sandbox;
+            }
+            if self.returning.load(Ordering::SeqCst) == 0 || self.is_closed() {
+                self.created_on_demand.fetch_add(1, Ordering::Relaxed);
+                break self.backend.create(&self.spec).await?;
+            }
+            returned.await;
         };
+        self.wake.notify_one();
         Ok(Lease {
             sandbox: Some(sandbox),
             pool: self.clone(),
@@ -125,29 +153,47 @@ impl Lease {
     }
 
     /// Resets the sandbox and returns it to the pool (or destroys it when the pool is full,
-    /// closed, or the reset fails).
-    pub async fn release(mut self) {
-        let Some(sandbox) = self.sandbox.take() else {
-            return;
-        };
+    /// closed, or the reset fails). The pool counts it as returning from this call on, before
+    /// the future is first polled, so it may be spawned.
+    pub fn release(mut self) -> impl Future<Output = ()> + Send + 'static {
+        let sandbox = self.sandbox.take();
         let pool = self.pool.clone();
-        let keep = !pool.is_closed() && pool.idle().len() < pool.target;
-        if keep {
-            match sandbox.reset().await {
-                Ok(()) if !pool.is_closed() => {
-                    pool.idle().push(sandbox);
-                    return;
+        if sandbox.is_some() {
+            pool.returning.fetch_add(1, Ordering::SeqCst);
+        }
+        async move {
+            let Some(sandbox) = sandbox else {
+                return;
+            };
+            let keep = !pool.is_closed() && pool.idle().len() < pool.target;
+            let mut kept = false;
+            if keep {
+                match sandbox.reset().await {
+                    Ok(()) if !pool.is_closed() => {
+                        pool.idle().push(sandbox);
+                        kept = true;
+                    }
+                    Ok(()) => destroy(sandbox).await,
+                    Err(e) => {
+                        tracing::warn!(sandbox = sandbox.id(), error = %e, "reset failed; destroying");
+                        destroy(sandbox).await;
+                    }
                 }
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(sandbox = sandbox.id(), error = %e, "reset failed; destroying")
-                }
+            } else {
+                destroy(sandbox).await;
+            }
+            pool.returning.fetch_sub(1, Ordering::SeqCst);
+            pool.returned.notify_waiters();
+            if !kept {
+                pool.wake.notify_one();
             }
         }
-        if let Err(e) = sandbox.destroy().await {
-            tracing::warn!(error = %e, "destroying a released sandbox failed");
-        }
-        pool.wake.notify_one();
+    }
+}
+
+async fn destroy(sandbox: Box<dyn Sandbox>) {
+    if let Err(e) = sandbox.destroy().await {
+        tracing::warn!(error = %e, "destroying a released sandbox failed");
     }
 }
 

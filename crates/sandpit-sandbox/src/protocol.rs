@@ -57,6 +57,12 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// The reader of process `id` has consumed `bytes` more bytes of its output (see
+    /// [`OutputWindow`]).
+    Ack {
+        id: u32,
+        bytes: u64,
+    },
     /// Payload: the new contents. Parent directories are created.
     WriteFile {
         req: u32,
@@ -372,9 +378,103 @@ pub fn read_frame_blocking<M: DeserializeOwned>(
     decode_body(&buf)
 }
 
+/// How many bytes of one process's output may be sent and not yet acknowledged. The agent stops
+/// reading a process's pipes or terminal when its window is full, so a process whose reader
+/// falls behind is slowed down in the kernel (its writes block) while every other process and
+/// request on the same connection goes on.
+pub const OUTPUT_WINDOW: u64 = 1 << 20;
+
+/// The sender's side of per-process flow control: bytes in flight against a window. Pure
+/// state; the agent drives it from its read loop and its `Ack` handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputWindow {
+    in_flight: u64,
+    size: u64,
+}
+
+impl OutputWindow {
+    pub fn new(size: u64) -> Self {
+        Self { in_flight: 0, size }
+    }
+
+    /// Whether more output may be read and sent.
+    pub fn is_open(&self) -> bool {
+        self.in_flight < self.size
+    }
+
+    pub fn sent(&mut self, bytes: u64) {
+        self.in_flight = self.in_flight.saturating_add(bytes);
+    }
+
+    /// A reader acknowledged `bytes`; more than is in flight (a confused or hostile peer) only
+    /// empties the window.
+    pub fn acked(&mut self, bytes: u64) {
+        self.in_flight = self.in_flight.saturating_sub(bytes);
+    }
+}
+
+/// The reader's side: counts consumed bytes and says when to acknowledge them, in batches of a
+/// quarter window so acknowledgements cost little and the sender rarely stalls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckBatcher {
+    unacked: u64,
+}
+
+impl AckBatcher {
+    /// Records `bytes` consumed; returns how many to acknowledge now, if it is time.
+    pub fn consumed(&mut self, bytes: u64) -> Option<u64> {
+        self.unacked += bytes;
+        if self.unacked >= OUTPUT_WINDOW / 4 {
+            Some(std::mem::take(&mut self.unacked))
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_closes_when_full_and_reopens_on_ack() {
+        let mut w = OutputWindow::new(100);
+        assert!(w.is_open());
+        w.sent(60);
+        assert!(w.is_open());
+        w.sent(40);
+        assert!(!w.is_open(), "100 of 100 in flight");
+        w.acked(1);
+        assert!(w.is_open());
+        w.sent(500);
+        assert!(!w.is_open(), "a read may overshoot; still closed");
+        w.acked(u64::MAX);
+        assert_eq!(
+            w,
+            OutputWindow::new(100),
+            "an excessive ack only empties it"
+        );
+    }
+
+    #[test]
+    fn acks_come_in_quarter_window_batches() {
+        let mut b = AckBatcher::default();
+        let quarter = OUTPUT_WINDOW / 4;
+        assert_eq!(b.consumed(quarter - 1), None);
+        assert_eq!(b.consumed(1), Some(quarter));
+        assert_eq!(b.consumed(10), None, "the batch starts again");
+        assert_eq!(b.consumed(3 * quarter), Some(3 * quarter + 10));
+        // A window's worth of output always produces acks before the window closes.
+        let mut w = OutputWindow::new(OUTPUT_WINDOW);
+        let mut b = AckBatcher::default();
+        for _ in 0..100 {
+            assert!(w.is_open());
+            w.sent(32 << 10);
+            if let Some(n) = b.consumed(32 << 10) {
+                w.acked(n);
+            }
+        }
+    }
 
     #[test]
     fn frames_survive_arbitrary_splits() {

@@ -20,7 +20,9 @@ use sandpit_sandbox::{
 
 const PYTHON: &str = "/usr/bin/python3";
 const MIB: u64 = 1 << 20;
+/// The sandboxes' uid range: each live sandbox runs as its own uid from it.
 const UID: u32 = 61000;
+const UIDS: std::ops::Range<u32> = UID..UID + 100;
 /// Upper bound for anything a test waits for, so a defect shows as a failure, not a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
 /// How long the agent may take to answer a file request before it counts as hung.
@@ -36,8 +38,7 @@ impl Host {
     async fn new() -> Self {
         let backend = NativeBackend::new(NativeConfig {
             agent_argv: vec![AGENT.into(), "agent".into()],
-            uid: UID,
-            gid: UID,
+            uids: UIDS,
             seccomp: true,
             ready_timeout: Duration::from_secs(10),
         })
@@ -115,6 +116,13 @@ async fn run(sandbox: &dyn Sandbox, argv: &[&str]) -> Output {
 
 async fn sh(sandbox: &dyn Sandbox, script: &str) -> Output {
     run(sandbox, &["/bin/sh", "-c", script]).await
+}
+
+/// The uid a sandbox's processes run as (one of [`UIDS`], its own).
+async fn sandbox_uid(sandbox: &dyn Sandbox) -> u32 {
+    let uid: u32 = sh_ok(sandbox, "id -u").await.trim().parse().unwrap();
+    assert!(UIDS.contains(&uid), "{uid}");
+    uid
 }
 
 /// Runs `sh -c script`, asserts it exited 0 and returns stdout.
@@ -224,11 +232,11 @@ fn marker(n: u32) -> String {
 struct Bystander(std::process::Child);
 
 impl Bystander {
-    fn start(arg: &str) -> Self {
+    fn start(arg: &str, uid: u32) -> Self {
         let child = Command::new("/bin/sleep")
             .arg(arg)
-            .uid(UID)
-            .gid(UID)
+            .uid(uid)
+            .gid(uid)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -726,17 +734,16 @@ async fn hostile_sleep_past_wall_time() {
     .await;
 }
 
-/// An unread process must not stall the rest of the sandbox's connection.
+/// An unread process must not stall the rest of the sandbox's connection (per-process flow
+/// control: the agent stops reading a process a window ahead of its reader).
 #[tokio::test]
-#[ignore = "defect: client.rs routes output with a blocking send per process, so one process \
-            whose events are not read stalls every other reply on the connection (reset, files, \
-            other processes); needs per-process flow control in the agent protocol"]
 async fn hostile_unread_flood_does_not_stall_the_sandbox() {
     let host = Host::new().await;
     let sandbox = host.sandbox().await;
     let mut flood = spec(&["/usr/bin/yes"]);
     flood.limits.output_bytes = None;
-    let _unread = sandbox.spawn(flood).await.unwrap();
+    flood.limits.wall_ms = None;
+    let mut unread = sandbox.spawn(flood).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     within(
         PROMPTLY,
@@ -745,6 +752,21 @@ async fn hostile_unread_flood_does_not_stall_the_sandbox() {
     )
     .await
     .unwrap();
+    let beside = within(
+        PROMPTLY,
+        "another process beside an unread flood",
+        run(sandbox.as_ref(), &["/bin/echo", "beside"]),
+    )
+    .await;
+    assert_eq!(beside.stdout, b"beside\n");
+    // The stalled process resumes once read: far more than one window comes through.
+    let mut got = 0usize;
+    while got < 8 * sandpit_sandbox::OUTPUT_WINDOW as usize {
+        match within(PROMPTLY, "the flood resumes", unread.next_event()).await {
+            Some(ProcessEvent::Output(_, bytes)) => got += bytes.len(),
+            other => panic!("the flood ended early: {other:?}"),
+        }
+    }
     within(PROMPTLY, "reset beside an unread flood", sandbox.reset())
         .await
         .unwrap();
@@ -918,7 +940,11 @@ async fn hostile_read_host_secret_files() {
     // /etc holds what programs need and the sandbox's own identity, not the host's.
     let passwd = sh_ok(sandbox.as_ref(), "cat /etc/passwd").await;
     assert_ne!(passwd, std::fs::read_to_string("/etc/passwd").unwrap());
-    assert!(passwd.contains("sandbox:x:61000:61000"), "{passwd}");
+    let uid = sandbox_uid(sandbox.as_ref()).await;
+    assert!(
+        passwd.contains(&format!("sandbox:x:{uid}:{uid}")),
+        "{passwd}"
+    );
     assert_eq!(sh_ok(sandbox.as_ref(), "id -un").await, "sandbox\n");
 }
 
@@ -1007,12 +1033,16 @@ async fn hostile_find_another_sandboxes_files() {
     b.write_file(&path(&format!("marker-b-{tag}")), b"b".to_vec(), 0o644)
         .await
         .unwrap();
-    let found = sh_ok(
-        b.as_ref(),
+    // A walk of the whole tree (/usr included) takes seconds on a loaded 2-core machine.
+    let mut find = spec(&[
+        "/bin/sh",
+        "-c",
         &format!("find / -path /proc -prune -o -name 'marker-*-{tag}' -print 2>/dev/null; true"),
-    )
-    .await;
-    assert_eq!(found, format!("/workspace/marker-b-{tag}\n"));
+    ]);
+    find.limits.wall_ms = Some(25_000);
+    let found = run_spec(b.as_ref(), find).await;
+    assert_eq!(found.exit.code, Some(0), "{}", describe(&found));
+    assert_eq!(text(&found.stdout), format!("/workspace/marker-b-{tag}\n"));
     // Nor through the server's file requests.
     let err = b
         .read_file(&path(&format!("marker-a-{tag}")), 10)
@@ -1040,7 +1070,9 @@ async fn hostile_sysv_ipc_between_sandboxes() {
     // Nor on the host.
     let host_ipcs = Command::new("ipcs").output().unwrap();
     assert!(
-        !text(&host_ipcs.stdout).contains(" 61000 "),
+        !UIDS
+            .clone()
+            .any(|uid| text(&host_ipcs.stdout).contains(&format!(" {uid} "))),
         "{}",
         text(&host_ipcs.stdout)
     );
@@ -1288,7 +1320,15 @@ async fn hostile_setuid_root_binary() {
         .await
         .unwrap();
     let out = run(sandbox.as_ref(), &["/euid"]).await;
-    assert_eq!(text(&out.stdout), "61000 61000\n", "{}", describe(&out));
+    let uid = out.stdout.split(|&b| b == b' ').next().unwrap().to_vec();
+    let uid: u32 = text(&uid).parse().unwrap();
+    assert!(UIDS.contains(&uid), "{}", describe(&out));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{uid} {uid}\n"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[tokio::test]
@@ -1321,9 +1361,11 @@ async fn hostile_setuid_programs_of_the_host() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
+    let uid = sandbox_uid(sandbox.as_ref()).await.to_string();
+    let uid = uid.as_str();
     let expected = [
-        vec!["Uid:", "61000", "61000", "61000", "61000"],
-        vec!["Gid:", "61000", "61000", "61000", "61000"],
+        vec!["Uid:", uid, uid, uid, uid],
+        vec!["Gid:", uid, uid, uid, uid],
         vec!["CapPrm:", "0000000000000000"],
         vec!["CapEff:", "0000000000000000"],
         vec!["CapBnd:", "0000000000000000"],
@@ -1466,7 +1508,7 @@ async fn hostile_kill_everything_inside() {
     let host = Host::new().await;
     let sandbox = host.sandbox().await;
     let other = host.sandbox().await;
-    let mut bystander = Bystander::start(&marker(0));
+    let mut bystander = Bystander::start(&marker(0), sandbox_uid(sandbox.as_ref()).await);
     let neighbour = other
         .spawn(spec(&["/bin/sleep", &marker(1)]))
         .await
@@ -1600,14 +1642,17 @@ for i in range(100):
     assert_usable(attacker.as_ref()).await;
 }
 
+/// Per-user kernel limits (here fs.inotify.max_user_instances) are not shared: every sandbox
+/// runs as its own uid.
 #[tokio::test]
-#[ignore = "defect: every sandbox runs as the same uid (NativeConfig::uid), so per-user kernel \
-            limits are shared between sandboxes: one box holding fs.inotify.max_user_instances \
-            (128 here) inotify instances leaves none for any other box; needs a uid per sandbox"]
 async fn hostile_inotify_exhaustion_does_not_reach_another_sandbox() {
     let host = Host::new().await;
     let attacker = host.sandbox().await;
     let victim = host.sandbox().await;
+    assert_ne!(
+        sandbox_uid(attacker.as_ref()).await,
+        sandbox_uid(victim.as_ref()).await
+    );
     let hog = "\
 import ctypes, time
 libc = ctypes.CDLL(None, use_errno=True)

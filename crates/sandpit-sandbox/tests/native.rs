@@ -34,8 +34,7 @@ impl Host {
     async fn new() -> Self {
         let backend = NativeBackend::new(NativeConfig {
             agent_argv: vec![env!("CARGO_BIN_EXE_sandpit-agent").into(), "agent".into()],
-            uid: 61000,
-            gid: 61000,
+            uids: 61000..61100,
             seccomp: true,
             ready_timeout: Duration::from_secs(10),
         })
@@ -450,13 +449,15 @@ async fn files_round_trip() {
     assert_eq!(deep[0].name, "note.txt");
 
     // What the server wrote is what sandboxed programs see, owned by the sandbox user.
+    let uid = sh_ok(sb, "id -u").await;
+    let uid = uid.trim();
     assert_eq!(
         sh_ok(
             sb,
             "stat -c '%a %u %s' data.bin deep/er/note.txt; cat deep/er/note.txt"
         )
         .await,
-        "644 61000 100000\n600 61000 6\nhello\n"
+        format!("644 {uid} 100000\n600 {uid} 6\nhello\n")
     );
     // And what programs write, the server reads.
     sh_ok(sb, "printf 'from inside' > made.txt").await;
@@ -644,6 +645,8 @@ async fn reset_kills_processes_and_empties_the_scratch_space() {
     let host = Host::new().await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
+    let uid = sh_ok(sb, "id -u").await;
+    let uid = uid.trim();
     let marker = marker();
     let mut sleeper = sb.spawn(spec(&["/bin/sleep", &marker])).await.unwrap();
     sb.write_file(&path("work/file"), b"x".to_vec(), 0o644)
@@ -674,7 +677,7 @@ async fn reset_kills_processes_and_empties_the_scratch_space() {
     // Still usable, with a writable workspace owned by the sandbox user.
     assert_eq!(
         sh_ok(sb, "echo again > f && cat f && stat -c %u /workspace").await,
-        "again\n61000\n"
+        format!("again\n{uid}\n")
     );
     // And resettable again.
     sb.reset().await.unwrap();
@@ -861,6 +864,35 @@ async fn a_released_lease_comes_back_reset() {
         cgroup_dirs_named(&first_id).is_empty()
     })
     .await;
+}
+
+/// A run that arrives while the only sandbox is being reset waits for it instead of creating
+/// one (the rationed backend would refuse a second creation).
+#[tokio::test]
+async fn acquire_waits_for_a_returning_sandbox() {
+    let host = Host::new().await;
+    let backend = Arc::new(Rationed {
+        inner: host.backend.clone(),
+        left: AtomicUsize::new(1),
+    });
+    let pool = Pool::new(backend, SandboxSpec::new(small()), 1);
+    eventually("the pool warms up", || pool.ready() == 1).await;
+    let lease = patiently("acquire", pool.acquire()).await.unwrap();
+    let first_id = lease.sandbox().id().to_owned();
+    sh_ok(lease.sandbox(), "echo x > /tmp/left-behind").await;
+    // Counted as returning from here on, though the reset has not started.
+    let release = lease.release();
+    let next = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.acquire().await }
+    });
+    patiently("release", release).await;
+    let lease = patiently("acquire", next).await.unwrap().unwrap();
+    assert_eq!(lease.sandbox().id(), first_id);
+    assert_eq!(pool.created_on_demand(), 0);
+    assert_eq!(sh_ok(lease.sandbox(), "ls -A /tmp").await, "");
+    lease.release().await;
+    pool.shutdown().await;
 }
 
 #[tokio::test]

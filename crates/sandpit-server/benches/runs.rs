@@ -290,8 +290,7 @@ fn main() {
 
     let backend = match rt.block_on(NativeBackend::new(NativeConfig {
         agent_argv: agent.clone(),
-        uid: 61000,
-        gid: 61000,
+        uids: 61000..61100,
         seccomp: true,
         ready_timeout: Duration::from_secs(10),
     })) {

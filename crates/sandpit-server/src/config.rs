@@ -45,9 +45,11 @@ pub struct SandboxConfig {
     /// The agent program (and arguments) started in every sandbox. Empty: this binary's
     /// `agent` subcommand.
     pub agent: Vec<String>,
-    /// The uid and gid sandboxed code runs as; no account with these ids is needed on the host.
+    /// The first uid of sandboxed code; each live sandbox runs as its own uid (gid = uid) from
+    /// `uid .. uid + uids`, so sandboxes share no per-user kernel limit. No host accounts are
+    /// needed; `uids` also bounds how many sandboxes exist at once.
     pub uid: u32,
-    pub gid: u32,
+    pub uids: u32,
     /// Filter system calls (mount, ptrace, new namespaces, kernel modules …) with seccomp.
     pub seccomp: bool,
 }
@@ -65,7 +67,8 @@ pub struct RunsConfig {
     pub max_concurrent: usize,
     /// Runs that may wait for a free slot; beyond that new runs get 503. 0: 8 per CPU core.
     pub max_queued: usize,
-    /// Sandboxes kept ready so a run does not wait for one to be created.
+    /// Sandboxes kept ready so a run does not wait for one to be created (at least one per run
+    /// slot when above 0; 0 turns the pool off).
     pub warm_pool: usize,
     /// Limits of a run that asks for none.
     pub default_limits: RunLimits,
@@ -215,8 +218,8 @@ impl Default for SandboxConfig {
         Self {
             backend: SandboxBackend::Native,
             agent: Vec::new(),
-            uid: 61000,
-            gid: 61000,
+            uid: 1_900_000_000,
+            uids: 10_000,
             seccomp: true,
         }
     }
@@ -411,6 +414,18 @@ impl Config {
             return Err(invalid(
                 "rate_limit",
                 "limits must be at least 1 per minute",
+            ));
+        }
+        let sandbox = &self.sandbox;
+        let uid_end = u64::from(sandbox.uid) + u64::from(sandbox.uids);
+        if sandbox.uid == 0
+            || sandbox.uids == 0
+            || uid_end > u64::from(u32::MAX)
+            || (u64::from(sandbox.uid) < 65536 && uid_end > 65534)
+        {
+            return Err(invalid(
+                "sandbox.uid",
+                "uid .. uid + uids must be non-empty, exclude root and 65534/65535 (nobody) and end below 2^32",
             ));
         }
         let runs = &self.runs;
@@ -615,9 +630,11 @@ level = "info"
 backend = "native"
 # The agent started in every sandbox. Empty: this binary's `agent` subcommand.
 agent = []
-# uid/gid of sandboxed code; no such account is needed on the host.
-uid = 61000
-gid = 61000
+# Each live sandbox runs as its own uid (gid = uid) from uid .. uid + uids, so sandboxes share no
+# per-user kernel limit (inotify, process counts …); no such accounts are needed on the host. The
+# default sits above systemd's container range and below 2^31, clear of subuid ranges and nobody.
+uid = 1900000000
+uids = 10000
 # Filter system calls (mount, ptrace, new namespaces, kernel modules ...) with seccomp.
 seccomp = true
 
@@ -626,7 +643,8 @@ seccomp = true
 # core); beyond that new runs are answered 503 with Retry-After.
 max_concurrent = 0
 max_queued = 0
-# Sandboxes kept ready so a run does not wait for one to be created.
+# Sandboxes kept ready so a run does not wait for one to be created (at least one per run slot
+# when above 0; 0 turns the pool off).
 warm_pool = 2
 max_files = 32
 max_tests = 64
@@ -753,6 +771,20 @@ mod tests {
             jail.set_env("SANDPIT_AUTH__SECRET", "short");
             let err = Config::load_from(None, Env::prefixed("SANDPIT_")).unwrap_err();
             assert!(err.to_string().contains("auth.secret"), "{err}");
+            jail.clear_env();
+            // Sandbox uid ranges that would include root, nobody, or wrap around.
+            for (uid, uids) in [("0", "10"), ("60000", "10000"), ("4294967290", "10")] {
+                jail.set_env("SANDPIT_SANDBOX__UID", uid);
+                jail.set_env("SANDPIT_SANDBOX__UIDS", uids);
+                let err = Config::load_from(None, Env::prefixed("SANDPIT_")).unwrap_err();
+                assert!(
+                    err.to_string().contains("sandbox.uid"),
+                    "{uid}+{uids}: {err}"
+                );
+            }
+            jail.set_env("SANDPIT_SANDBOX__UID", "70000");
+            jail.set_env("SANDPIT_SANDBOX__UIDS", "100");
+            assert!(Config::load_from(None, Env::prefixed("SANDPIT_")).is_ok());
             Ok(())
         });
         let config = env_of_ok(&[("SANDPIT_DATA_DIR", "/tmp/x")]);

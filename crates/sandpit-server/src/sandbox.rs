@@ -44,8 +44,7 @@ impl Sandboxes {
         };
         let backend = NativeBackend::new(NativeConfig {
             agent_argv,
-            uid: config.uid,
-            gid: config.gid,
+            uids: config.uid..config.uid.saturating_add(config.uids),
             seccomp: config.seccomp,
             ready_timeout: Duration::from_secs(10),
         })

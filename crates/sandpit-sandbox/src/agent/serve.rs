@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::sys::{self, ChildSetup, Reaped};
 use super::{files, root};
 use crate::protocol::{
-    AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, MAX_FRAME, ProtocolError, Reply,
-    Request, Stream, encode, read_frame,
+    AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, MAX_FRAME, OUTPUT_WINDOW,
+    OutputWindow, ProtocolError, Reply, Request, Stream, encode, read_frame,
 };
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, StdioMode};
@@ -38,6 +38,41 @@ struct Proc {
     pid: libc::pid_t,
     stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
     pty: Option<Rc<AsyncFd<OwnedFd>>>,
+    credit: Rc<Credit>,
+}
+
+/// A process's flow-control window and the wake-up for its watcher when an ack reopens it.
+struct Credit {
+    window: std::cell::Cell<OutputWindow>,
+    reopened: tokio::sync::Notify,
+}
+
+impl Credit {
+    fn new() -> Self {
+        Self {
+            window: std::cell::Cell::new(OutputWindow::new(OUTPUT_WINDOW)),
+            reopened: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.window.get().is_open()
+    }
+
+    fn sent(&self, bytes: u64) {
+        let mut w = self.window.get();
+        w.sent(bytes);
+        self.window.set(w);
+    }
+
+    fn acked(&self, bytes: u64) {
+        let mut w = self.window.get();
+        w.acked(bytes);
+        self.window.set(w);
+        if w.is_open() {
+            self.reopened.notify_one();
+        }
+    }
 }
 
 struct State {
@@ -128,6 +163,11 @@ async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
             let pid = state.borrow().procs.get(&id).map(|p| p.pid);
             if let (Some(pid), Ok(sig)) = (pid, Signal::try_from(signal)) {
                 let _ = killpg(Pid::from_raw(pid), sig);
+            }
+        }
+        Request::Ack { id, bytes } => {
+            if let Some(proc) = state.borrow().procs.get(&id) {
+                proc.credit.acked(bytes);
             }
         }
         Request::Resize { id, rows, cols } => {
@@ -380,12 +420,14 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
         tokio::task::spawn_local(feed_stdin(input, rx, pty.is_some()));
         tx
     });
+    let credit = Rc::new(Credit::new());
     st.procs.insert(
         id,
         Proc {
             pid,
             stdin: stdin_tx,
             pty,
+            credit: credit.clone(),
         },
     );
     drop(st);
@@ -394,6 +436,7 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
         out: out.clone(),
         id,
         pid,
+        credit,
         stdout,
         stderr,
         exit: exit_rx,
@@ -474,6 +517,7 @@ struct Watch {
     out: Out,
     id: u32,
     pid: libc::pid_t,
+    credit: Rc<Credit>,
     stdout: Option<Output>,
     stderr: Option<Output>,
     exit: oneshot::Receiver<Reaped>,
@@ -487,6 +531,7 @@ struct Sink {
     out: Out,
     id: u32,
     pid: libc::pid_t,
+    credit: Rc<Credit>,
     left: Option<u64>,
     truncated: bool,
 }
@@ -513,17 +558,24 @@ impl Sink {
                 },
                 allowed.to_vec(),
             );
+            self.credit.sent(allowed.len() as u64);
             send(&self.out, frame).await;
         }
     }
 
     /// Reads what is already buffered without waiting (after the process exited, a pipe may
     /// still be held open by a background child; its later output is not this process's).
+    /// Ignores the window but stops after one window's worth, so a background writer that keeps
+    /// the pipe full cannot keep it going.
     async fn drain(&mut self, stream: Stream, fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) {
-        loop {
+        let mut budget = OUTPUT_WINDOW;
+        while budget > 0 {
             match read_now(fd.get_ref(), buf) {
                 Ok(0) | Err(_) => return,
-                Ok(n) => self.emit(stream, &buf[..n]).await,
+                Ok(n) => {
+                    budget = budget.saturating_sub(n as u64);
+                    self.emit(stream, &buf[..n]).await;
+                }
             }
         }
     }
@@ -535,6 +587,7 @@ async fn watch(w: Watch) {
         out,
         id,
         pid,
+        credit,
         stdout,
         stderr,
         mut exit,
@@ -546,6 +599,7 @@ async fn watch(w: Watch) {
         out: out.clone(),
         id,
         pid,
+        credit: credit.clone(),
         left: limits.output_bytes,
         truncated: false,
     };
@@ -561,7 +615,7 @@ async fn watch(w: Watch) {
         tokio::select! {
             r = async {
                 match &stdout { Some(o) => read_some(o.fd(), &mut out_buf).await, None => std::future::pending().await }
-            }, if out_open => match r {
+            }, if out_open && credit.is_open() => match r {
                 Ok(0) | Err(_) => out_open = false,
                 Ok(n) => {
                     let chunk = out_buf[..n].to_vec();
@@ -570,7 +624,7 @@ async fn watch(w: Watch) {
             },
             r = async {
                 match &stderr { Some(o) => read_some(o.fd(), &mut err_buf).await, None => std::future::pending().await }
-            }, if err_open => match r {
+            }, if err_open && credit.is_open() => match r {
                 Ok(0) | Err(_) => err_open = false,
                 Ok(n) => {
                     let chunk = err_buf[..n].to_vec();
@@ -583,6 +637,9 @@ async fn watch(w: Watch) {
                 wall_hit = true;
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             },
+            // The reader is a window behind: wait for its ack (the process's writes block
+            // meanwhile; its wall-time limit still runs).
+            () = credit.reopened.notified(), if !credit.is_open() => {},
             r = &mut exit => break r.ok(),
         }
     };

@@ -79,11 +79,13 @@ impl Runs {
             0 => 8 * cores,
             n => n,
         };
+        // One ready sandbox per run slot at least: a run that finds none would otherwise create
+        // one, and the pool would destroy it again on return.
         let pool = match sandboxes.backend() {
             Ok(backend) if config.warm_pool > 0 => Some(Pool::new(
                 backend.clone(),
                 sandbox_spec(&config.default_limits),
-                config.warm_pool,
+                config.warm_pool.max(max_concurrent),
             )),
             _ => None,
         };

@@ -186,10 +186,10 @@ fn cases(app: &TestApp) -> Vec<Case> {
         ),
         py(
             "setuid binaries stay unprivileged",
-            "import subprocess, os\nr = subprocess.run(['/usr/bin/su', '-c', 'id -u', 'root'], capture_output=True, stdin=subprocess.DEVNULL) if os.path.exists('/usr/bin/su') else None\nprint(r is None or r.returncode != 0)\nprint(os.geteuid())".into(),
+            "import subprocess, os\nr = subprocess.run(['/usr/bin/su', '-c', 'id -u', 'root'], capture_output=True, stdin=subprocess.DEVNULL) if os.path.exists('/usr/bin/su') else None\nprint(r is None or r.returncode != 0)\nprint(1900000000 <= os.geteuid() < 1900010000, os.getegid() == os.geteuid())".into(),
             json!({}),
             "ok",
-            stdout_is("True\n61000\n"),
+            stdout_is("True\nTrue True\n"),
         ),
         Case {
             name: "kill -9 -1",
