@@ -93,7 +93,32 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes credentials that expired before `before` or were revoked before it.
     /// Returns how many rows went.
     async fn purge_credentials(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    // --- sessions: a learner's sandbox and workspace, with a TTL ---
+
+    /// Inserts a live session unless its user already has `max_live` live sessions: then
+    /// [`StoreError::Conflict`] with `constraint =` [`SESSIONS_LIVE_PER_USER`]. Atomic: two
+    /// concurrent calls never both pass the cap. An unknown user → [`StoreError::NotFound`];
+    /// a taken id → [`StoreError::Conflict`] with `constraint = "sessions.id"`.
+    async fn create_session(&self, new: NewSession, max_live: u32) -> Result<Session>;
+    async fn session(&self, id: Uuid) -> Result<Option<Session>>;
+    /// A user's sessions, newest first; ended ones only when `include_ended`.
+    async fn sessions_of(&self, user_id: Uuid, include_ended: bool) -> Result<Vec<Session>>;
+    /// Sets `expires_at` of a live session. False if it is not live (or does not exist).
+    async fn extend_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<bool>;
+    /// Ends a live session (status, `ended_at`, `end_reason`). False if it was not live, so of
+    /// two concurrent enders exactly one sees `true` (and only its reason is kept).
+    async fn end_session(&self, id: Uuid, at: DateTime<Utc>, reason: EndReason) -> Result<bool>;
+    /// Live sessions whose `expires_at <= now`, oldest expiry first (for the reaper).
+    async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>>;
+    /// Every live session, oldest first (start-up reconciliation).
+    async fn live_sessions(&self) -> Result<Vec<Session>>;
 }
+
+/// The [`StoreError::Conflict`] constraint of [`Store::create_session`] when the user already
+/// has `max_live` live sessions. Not a database constraint: the cap is a parameter, checked
+/// atomically with the insert.
+pub const SESSIONS_LIVE_PER_USER: &str = "sessions.live_per_user";
 
 /// Opens the store named by a database URL: `sqlite://path?mode=rwc` (or `sqlite::memory:`)
 /// or `postgres://…` / `postgresql://…`. Does not migrate.

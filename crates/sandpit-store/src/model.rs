@@ -143,3 +143,98 @@ pub struct NewCredential {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// Where a [`Session`] is in its life. A session is created live and ends once; it never
+/// comes back (a new session is a new row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Live,
+    Ended,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Live => "live",
+            SessionStatus::Ended => "ended",
+        }
+    }
+}
+
+impl std::str::FromStr for SessionStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "live" => Ok(SessionStatus::Live),
+            "ended" => Ok(SessionStatus::Ended),
+            other => Err(format!("unknown session status {other:?}")),
+        }
+    }
+}
+
+/// Why a [`Session`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndReason {
+    /// The learner (or an admin) ended it.
+    User,
+    /// Its TTL ran out and the reaper ended it.
+    Expired,
+    /// Its sandbox failed (could not start, died).
+    Failed,
+    /// The server shut down, or found it live at start-up with no sandbox behind it.
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::User => "user",
+            EndReason::Expired => "expired",
+            EndReason::Failed => "failed",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::str::FromStr for EndReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(EndReason::User),
+            "expired" => Ok(EndReason::Expired),
+            "failed" => Ok(EndReason::Failed),
+            "shutdown" => Ok(EndReason::Shutdown),
+            other => Err(format!("unknown end reason {other:?}")),
+        }
+    }
+}
+
+/// A learner's sandbox and persistent workspace, alive until `expires_at` unless extended or
+/// ended earlier. `ended_at` and `end_reason` are set exactly when `status` is
+/// [`SessionStatus::Ended`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// The runtime environment the sandbox runs (a runtime registry name).
+    pub environment: String,
+    /// The lab the session was started for; `None` for a free-form playground.
+    pub lab: Option<String>,
+    pub status: SessionStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<EndReason>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub environment: String,
+    pub lab: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

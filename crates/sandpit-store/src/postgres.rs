@@ -12,8 +12,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::{
-    Credential, CredentialKind, ExternalIdentity, NewCredential, NewIdentity, NewUser, Result,
-    Role, Store, StoreError, User,
+    Credential, CredentialKind, EndReason, ExternalIdentity, NewCredential, NewIdentity,
+    NewSession, NewUser, Result, Role, SESSIONS_LIVE_PER_USER, Session, SessionStatus, Store,
+    StoreError, User,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -40,6 +41,12 @@ macro_rules! credential_cols {
     };
 }
 const CREDENTIAL_NCOLS: usize = 10;
+macro_rules! session_cols {
+    () => {
+        "s.id, s.user_id, s.environment, s.lab, s.status, s.created_at, s.expires_at, \
+         s.ended_at, s.end_reason"
+    };
+}
 
 /// [`Store`] on PostgreSQL through a sqlx pool.
 #[derive(Debug, Clone)]
@@ -356,6 +363,159 @@ impl Store for PgStore {
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
+
+    async fn create_session(&self, new: NewSession, max_live: u32) -> Result<Session> {
+        let created_at = micros(new.created_at);
+        let expires_at = micros(new.expires_at);
+        // Under READ COMMITTED two transactions could both count `max_live - 1` and both
+        // insert. Locking the user's row first serialises session creation per user; each
+        // statement after the lock sees what the previous holder committed. NO KEY UPDATE
+        // (not UPDATE) so inserts elsewhere that reference the user (their foreign-key checks
+        // take KEY SHARE) do not wait on it.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let user: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(new.user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if user.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND status = 'live'",
+        )
+        .bind(new.user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if live >= i64::from(max_live) {
+            return Err(StoreError::Conflict {
+                constraint: SESSIONS_LIVE_PER_USER,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, environment, lab, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, 'live', $5, $6)",
+        )
+        .bind(new.id)
+        .bind(new.user_id)
+        .bind(&new.environment)
+        .bind(&new.lab)
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Session {
+            id: new.id,
+            user_id: new.user_id,
+            environment: new.environment,
+            lab: new.lab,
+            status: SessionStatus::Live,
+            created_at,
+            expires_at,
+            ended_at: None,
+            end_reason: None,
+        })
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| session_at(&row))
+        .transpose()
+    }
+
+    async fn sessions_of(&self, user_id: Uuid, include_ended: bool) -> Result<Vec<Session>> {
+        let query = if include_ended {
+            concat!(
+                "SELECT ",
+                session_cols!(),
+                " FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at DESC, s.id DESC"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                session_cols!(),
+                " FROM sessions s WHERE s.user_id = $1 AND s.status = 'live' \
+                 ORDER BY s.created_at DESC, s.id DESC"
+            )
+        };
+        sqlx::query(query)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(session_at)
+            .collect()
+    }
+
+    async fn extend_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE sessions SET expires_at = $1 WHERE id = $2 AND status = 'live'")
+                .bind(micros(expires_at))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn end_session(&self, id: Uuid, at: DateTime<Utc>, reason: EndReason) -> Result<bool> {
+        // A concurrent ender waits for the first one's row lock, then re-checks
+        // `status = 'live'` on the committed row and matches nothing.
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'ended', ended_at = $1, end_reason = $2 \
+             WHERE id = $3 AND status = 'live'",
+        )
+        .bind(micros(at))
+        .bind(reason.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.status = 'live' AND s.expires_at <= $1 \
+             ORDER BY s.expires_at, s.id"
+        ))
+        .bind(micros(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(session_at)
+        .collect()
+    }
+
+    async fn live_sessions(&self) -> Result<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.status = 'live' ORDER BY s.created_at, s.id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(session_at)
+        .collect()
+    }
 }
 
 /// The one place PostgreSQL errors become domain errors. Constraint names are those of
@@ -373,6 +533,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     Some("external_identities_pkey") => Some("external_identities.id"),
                     Some("credentials_token_hash_key") => Some("credentials.token_hash"),
                     Some("credentials_pkey") => Some("credentials.id"),
+                    Some("sessions_pkey") => Some("sessions.id"),
                     _ => None,
                 };
                 if let Some(constraint) = constraint {
@@ -454,5 +615,25 @@ fn credential_at(row: &PgRow) -> Result<Credential> {
         expires_at: get(row, 7)?,
         last_used_at: get(row, 8)?,
         revoked_at: get(row, 9)?,
+    })
+}
+
+/// Decodes [`session_cols!`].
+fn session_at(row: &PgRow) -> Result<Session> {
+    Ok(Session {
+        id: get(row, 0)?,
+        user_id: get(row, 1)?,
+        environment: get(row, 2)?,
+        lab: get(row, 3)?,
+        status: get::<&str>(row, 4)?
+            .parse()
+            .map_err(|e| corrupt("sessions.status", e))?,
+        created_at: get(row, 5)?,
+        expires_at: get(row, 6)?,
+        ended_at: get(row, 7)?,
+        end_reason: get::<Option<&str>>(row, 8)?
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| corrupt("sessions.end_reason", e))?,
     })
 }

@@ -19,8 +19,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::{
-    Credential, CredentialKind, ExternalIdentity, NewCredential, NewIdentity, NewUser, Result,
-    Role, Store, StoreError, User,
+    Credential, CredentialKind, EndReason, ExternalIdentity, NewCredential, NewIdentity,
+    NewSession, NewUser, Result, Role, SESSIONS_LIVE_PER_USER, Session, SessionStatus, Store,
+    StoreError, User,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -50,6 +51,12 @@ macro_rules! credential_cols {
     };
 }
 const CREDENTIAL_NCOLS: usize = 10;
+macro_rules! session_cols {
+    () => {
+        "s.id, s.user_id, s.environment, s.lab, s.status, s.created_at, s.expires_at, \
+         s.ended_at, s.end_reason"
+    };
+}
 
 /// [`Store`] on SQLite through a sqlx pool.
 #[derive(Debug, Clone)]
@@ -399,6 +406,139 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
+
+    async fn create_session(&self, new: NewSession, max_live: u32) -> Result<Session> {
+        let created_at = micros(new.created_at);
+        let expires_at = micros(new.expires_at);
+        // One statement, so the cap holds under concurrency: a write statement takes SQLite's
+        // single write lock before it reads anything, so the count it sees cannot change
+        // before its insert commits.
+        let done = sqlx::query(
+            "INSERT INTO sessions (id, user_id, environment, lab, status, created_at, expires_at) \
+             SELECT ?1, ?2, ?3, ?4, 'live', ?5, ?6 \
+             WHERE (SELECT COUNT(*) FROM sessions WHERE user_id = ?2 AND status = 'live') < ?7",
+        )
+        .bind(new.id.hyphenated())
+        .bind(new.user_id.hyphenated())
+        .bind(&new.environment)
+        .bind(&new.lab)
+        .bind(ts(created_at))
+        .bind(ts(expires_at))
+        .bind(i64::from(max_live))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                constraint: SESSIONS_LIVE_PER_USER,
+            });
+        }
+        Ok(Session {
+            id: new.id,
+            user_id: new.user_id,
+            environment: new.environment,
+            lab: new.lab,
+            status: SessionStatus::Live,
+            created_at,
+            expires_at,
+            ended_at: None,
+            end_reason: None,
+        })
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.id = ?1"
+        ))
+        .bind(id.hyphenated())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| session_at(&row))
+        .transpose()
+    }
+
+    async fn sessions_of(&self, user_id: Uuid, include_ended: bool) -> Result<Vec<Session>> {
+        let query = if include_ended {
+            concat!(
+                "SELECT ",
+                session_cols!(),
+                " FROM sessions s WHERE s.user_id = ?1 ORDER BY s.created_at DESC, s.id DESC"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                session_cols!(),
+                " FROM sessions s WHERE s.user_id = ?1 AND s.status = 'live' \
+                 ORDER BY s.created_at DESC, s.id DESC"
+            )
+        };
+        sqlx::query(query)
+            .bind(user_id.hyphenated())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(session_at)
+            .collect()
+    }
+
+    async fn extend_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE sessions SET expires_at = ?1 WHERE id = ?2 AND status = 'live'")
+                .bind(ts(micros(expires_at)))
+                .bind(id.hyphenated())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn end_session(&self, id: Uuid, at: DateTime<Utc>, reason: EndReason) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'ended', ended_at = ?1, end_reason = ?2 \
+             WHERE id = ?3 AND status = 'live'",
+        )
+        .bind(ts(micros(at)))
+        .bind(reason.as_str())
+        .bind(id.hyphenated())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.status = 'live' AND s.expires_at <= ?1 \
+             ORDER BY s.expires_at, s.id"
+        ))
+        .bind(ts(micros(now)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(session_at)
+        .collect()
+    }
+
+    async fn live_sessions(&self) -> Result<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.status = 'live' ORDER BY s.created_at, s.id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(session_at)
+        .collect()
+    }
 }
 
 /// The one place SQLite errors become domain errors.
@@ -416,6 +556,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     ("external_identities.id", "external_identities.id"),
                     ("credentials.token_hash", "credentials.token_hash"),
                     ("credentials.id", "credentials.id"),
+                    ("sessions.id", "sessions.id"),
                 ]
                 .into_iter()
                 .find(|(column, _)| columns.contains(column));
@@ -525,6 +666,26 @@ fn credential_at(row: &SqliteRow) -> Result<Credential> {
         expires_at: get_opt_ts(row, 7, "credentials.expires_at")?,
         last_used_at: get_opt_ts(row, 8, "credentials.last_used_at")?,
         revoked_at: get_opt_ts(row, 9, "credentials.revoked_at")?,
+    })
+}
+
+/// Decodes [`session_cols!`].
+fn session_at(row: &SqliteRow) -> Result<Session> {
+    Ok(Session {
+        id: get_uuid(row, 0, "sessions.id")?,
+        user_id: get_uuid(row, 1, "sessions.user_id")?,
+        environment: get_str(row, 2)?.to_owned(),
+        lab: get_opt_str(row, 3)?.map(str::to_owned),
+        status: get_str(row, 4)?
+            .parse()
+            .map_err(|e| corrupt("sessions.status", e))?,
+        created_at: get_ts(row, 5, "sessions.created_at")?,
+        expires_at: get_ts(row, 6, "sessions.expires_at")?,
+        ended_at: get_opt_ts(row, 7, "sessions.ended_at")?,
+        end_reason: get_opt_str(row, 8)?
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| corrupt("sessions.end_reason", e))?,
     })
 }
 

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use sandpit_store::{
-    Credential, CredentialKind, NewCredential, NewIdentity, NewUser, Role, Store, StoreError, User,
+    Credential, CredentialKind, EndReason, NewCredential, NewIdentity, NewSession, NewUser, Role,
+    SESSIONS_LIVE_PER_USER, Session, SessionStatus, Store, StoreError, User,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -79,6 +80,27 @@ fn new_identity(user_id: Uuid, subject: &str) -> NewIdentity {
         profile: json!({ "id": 1, "login": format!("octo{subject}") }),
         created_at: t0(),
     }
+}
+
+/// A one-hour session of `user_id` created at `created_at`.
+fn new_session(user_id: Uuid, created_at: DateTime<Utc>) -> NewSession {
+    NewSession {
+        id: Uuid::now_v7(),
+        user_id,
+        environment: "python-3.12".to_owned(),
+        lab: Some("python-basics".to_owned()),
+        created_at,
+        expires_at: created_at + secs(3600),
+    }
+}
+
+/// Creates a session with a cap high enough never to matter.
+async fn session(store: &dyn Store, new: NewSession) -> Session {
+    store.create_session(new, 100).await.unwrap()
+}
+
+fn ids(sessions: &[Session]) -> Vec<Uuid> {
+    sessions.iter().map(|s| s.id).collect()
 }
 
 fn assert_conflict<T: std::fmt::Debug>(result: sandpit_store::Result<T>, expected: &str) {
@@ -626,6 +648,446 @@ async fn timestamps_round_trip_to_the_microsecond(store: Arc<dyn Store>) {
     }
 }
 
+async fn create_and_get_session(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let new = NewSession {
+        expires_at: t0() + secs(1800) + TimeDelta::nanoseconds(999),
+        ..new_session(alice.id, t0())
+    };
+    let created = store.create_session(new.clone(), 3).await.unwrap();
+    let expected = Session {
+        id: new.id,
+        user_id: alice.id,
+        environment: "python-3.12".to_owned(),
+        lab: Some("python-basics".to_owned()),
+        status: SessionStatus::Live,
+        created_at: t0().trunc_subsecs(6),
+        expires_at: new.expires_at.trunc_subsecs(6),
+        ended_at: None,
+        end_reason: None,
+    };
+    assert_eq!(created, expected, "create returns what is stored");
+    assert_eq!(store.session(new.id).await.unwrap(), Some(expected));
+    assert_eq!(
+        created.created_at.timestamp_subsec_nanos(),
+        535_897_000,
+        "microsecond precision"
+    );
+
+    // A playground session: no lab.
+    let playground = NewSession {
+        lab: None,
+        environment: "node-22".to_owned(),
+        ..new_session(alice.id, t0() + secs(1))
+    };
+    let created = store.create_session(playground.clone(), 3).await.unwrap();
+    assert_eq!(created.lab, None);
+    assert_eq!(store.session(playground.id).await.unwrap(), Some(created));
+
+    assert_eq!(store.session(Uuid::now_v7()).await.unwrap(), None);
+    // A taken id, and an unknown user.
+    assert_conflict(
+        store
+            .create_session(
+                NewSession {
+                    id: new.id,
+                    ..new_session(alice.id, t0())
+                },
+                3,
+            )
+            .await,
+        "sessions.id",
+    );
+    assert_not_found(
+        store
+            .create_session(new_session(Uuid::now_v7(), t0()), 3)
+            .await,
+    );
+    assert_eq!(store.live_sessions().await.unwrap().len(), 2);
+}
+
+async fn sessions_of_newest_first(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    // Created out of order, 1 µs apart, so the order comes from created_at, not insertion.
+    let mut made = Vec::new();
+    for offset_us in [2, 0, 3, 1] {
+        made.push(
+            session(
+                &*store,
+                new_session(alice.id, t0() + TimeDelta::microseconds(offset_us)),
+            )
+            .await,
+        );
+    }
+    let bobs = session(&*store, new_session(bob.id, t0() + secs(5))).await;
+    // End the newest (offset 3) and one in the middle (offset 1).
+    assert!(
+        store
+            .end_session(made[2].id, t0() + secs(10), EndReason::User)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_session(made[3].id, t0() + secs(11), EndReason::Failed)
+            .await
+            .unwrap()
+    );
+
+    let live = store.sessions_of(alice.id, false).await.unwrap();
+    assert_eq!(ids(&live), [made[0].id, made[1].id]);
+    assert_eq!(live, [made[0].clone(), made[1].clone()]);
+
+    let all = store.sessions_of(alice.id, true).await.unwrap();
+    assert_eq!(ids(&all), [made[2].id, made[0].id, made[3].id, made[1].id]);
+    assert_eq!(all[0].status, SessionStatus::Ended);
+    assert_eq!(all[0].end_reason, Some(EndReason::User));
+    assert_eq!(all[2].end_reason, Some(EndReason::Failed));
+
+    for include_ended in [true, false] {
+        assert_eq!(
+            store.sessions_of(bob.id, include_ended).await.unwrap(),
+            std::slice::from_ref(&bobs)
+        );
+    }
+    assert_eq!(store.sessions_of(Uuid::now_v7(), true).await.unwrap(), []);
+}
+
+async fn live_session_cap_per_user(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let mut live = Vec::new();
+    for n in 0..3 {
+        live.push(
+            store
+                .create_session(new_session(alice.id, t0() + secs(n)), 3)
+                .await
+                .unwrap(),
+        );
+    }
+    let refused = new_session(alice.id, t0() + secs(3));
+    assert_conflict(
+        store.create_session(refused.clone(), 3).await,
+        SESSIONS_LIVE_PER_USER,
+    );
+    assert_eq!(SESSIONS_LIVE_PER_USER, "sessions.live_per_user");
+    assert_eq!(
+        store.session(refused.id).await.unwrap(),
+        None,
+        "nothing written"
+    );
+    // The cap is per call: a lower one counts the sessions that already exist.
+    assert_conflict(
+        store.create_session(new_session(alice.id, t0()), 1).await,
+        SESSIONS_LIVE_PER_USER,
+    );
+    assert_conflict(
+        store.create_session(new_session(alice.id, t0()), 0).await,
+        SESSIONS_LIVE_PER_USER,
+    );
+    // Per user: bob is not affected by alice's sessions.
+    store
+        .create_session(new_session(bob.id, t0()), 1)
+        .await
+        .unwrap();
+    assert_conflict(
+        store.create_session(new_session(bob.id, t0()), 1).await,
+        SESSIONS_LIVE_PER_USER,
+    );
+
+    // Ending one frees a slot, exactly one.
+    assert!(
+        store
+            .end_session(live[1].id, t0() + secs(60), EndReason::User)
+            .await
+            .unwrap()
+    );
+    let again = store.create_session(refused.clone(), 3).await.unwrap();
+    assert_eq!(again.id, refused.id);
+    assert_conflict(
+        store
+            .create_session(new_session(alice.id, t0() + secs(4)), 3)
+            .await,
+        SESSIONS_LIVE_PER_USER,
+    );
+    assert_eq!(store.sessions_of(alice.id, false).await.unwrap().len(), 3);
+    assert_eq!(store.sessions_of(alice.id, true).await.unwrap().len(), 4);
+}
+
+async fn concurrent_creation_respects_the_cap(store: Arc<dyn Store>) {
+    const TASKS: usize = 8;
+    const CAP: u32 = 3;
+    let alice = user(&*store, "alice").await;
+    // Several rounds, each starting from no live session, to give a race more than one chance.
+    for round in 0..3 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..TASKS {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let new = new_session(
+                alice.id,
+                t0() + secs(100 * round + i64::try_from(n).unwrap()),
+            );
+            tasks.spawn(async move {
+                barrier.wait().await;
+                store.create_session(new, CAP).await
+            });
+        }
+        let (mut created, mut refused) = (Vec::new(), 0);
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                Ok(session) => created.push(session),
+                Err(StoreError::Conflict { constraint }) => {
+                    assert_eq!(constraint, SESSIONS_LIVE_PER_USER);
+                    refused += 1;
+                }
+                Err(other) => panic!("round {round}: unexpected error {other:?}"),
+            }
+        }
+        assert_eq!(created.len(), 3, "round {round}: exactly the cap succeeds");
+        assert_eq!(refused, TASKS - 3, "round {round}");
+        let mut live = store.sessions_of(alice.id, false).await.unwrap();
+        live.sort_by_key(|s| s.id);
+        created.sort_by_key(|s| s.id);
+        assert_eq!(
+            live, created,
+            "round {round}: the live ones are those created"
+        );
+        for s in &created {
+            assert!(
+                store
+                    .end_session(s.id, t0() + secs(1000), EndReason::User)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+}
+
+async fn extend_only_live_sessions(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let later = t0() + TimeDelta::hours(2) + TimeDelta::nanoseconds(1_500);
+    assert!(store.extend_session(s.id, later).await.unwrap());
+    let read = store.session(s.id).await.unwrap().unwrap();
+    assert_eq!(read.expires_at, later.trunc_subsecs(6));
+    assert_eq!(
+        Session {
+            expires_at: s.expires_at,
+            ..read
+        },
+        s,
+        "nothing else changes"
+    );
+
+    assert!(
+        store
+            .end_session(s.id, t0() + secs(10), EndReason::User)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .extend_session(s.id, later + secs(3600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.session(s.id).await.unwrap().unwrap().expires_at,
+        later.trunc_subsecs(6),
+        "an ended session keeps its expiry"
+    );
+    assert!(!store.extend_session(Uuid::now_v7(), later).await.unwrap());
+}
+
+async fn end_session_ends_once(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let at = t0() + secs(60) + TimeDelta::nanoseconds(2_500);
+    assert!(
+        store
+            .end_session(s.id, at, EndReason::Expired)
+            .await
+            .unwrap()
+    );
+    let ended = store.session(s.id).await.unwrap().unwrap();
+    assert_eq!(
+        ended,
+        Session {
+            status: SessionStatus::Ended,
+            ended_at: Some(at.trunc_subsecs(6)),
+            end_reason: Some(EndReason::Expired),
+            ..s
+        }
+    );
+    // Again, with another reason: refused, and the first end stands.
+    assert!(
+        !store
+            .end_session(s.id, at + secs(1), EndReason::User)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.session(s.id).await.unwrap(), Some(ended));
+    assert!(
+        !store
+            .end_session(Uuid::now_v7(), at, EndReason::User)
+            .await
+            .unwrap()
+    );
+
+    // Every reason round-trips.
+    for (n, reason) in (0..).zip([
+        EndReason::User,
+        EndReason::Expired,
+        EndReason::Failed,
+        EndReason::Shutdown,
+    ]) {
+        let s = session(&*store, new_session(alice.id, t0() + secs(n))).await;
+        assert!(store.end_session(s.id, at, reason).await.unwrap());
+        assert_eq!(
+            store.session(s.id).await.unwrap().unwrap().end_reason,
+            Some(reason)
+        );
+    }
+
+    // Concurrent enders: exactly one wins, and its reason is the one kept.
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let reasons = [
+        EndReason::User,
+        EndReason::Expired,
+        EndReason::Failed,
+        EndReason::Shutdown,
+    ];
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let (store, barrier, reason) = (store.clone(), barrier.clone(), reasons[n % 4]);
+        tasks.spawn(async move {
+            barrier.wait().await;
+            (reason, store.end_session(s.id, at, reason).await.unwrap())
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        let (reason, won) = result.unwrap();
+        if won {
+            winners.push(reason);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one ender sees true");
+    assert_eq!(
+        store.session(s.id).await.unwrap().unwrap().end_reason,
+        Some(winners[0])
+    );
+}
+
+async fn expired_sessions_boundary_and_order(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    // `now` on a whole second: in text form "…:00Z" would sort after "…:00.5Z".
+    let now = Utc.with_ymd_and_hms(2025, 3, 14, 16, 0, 0).unwrap();
+    let expiring = |user_id: Uuid, expires_at: DateTime<Utc>| NewSession {
+        expires_at,
+        ..new_session(user_id, t0())
+    };
+    let at_now = session(&*store, expiring(alice.id, now)).await;
+    let hour_ago = session(&*store, expiring(bob.id, now - secs(3600))).await;
+    let just_before = session(
+        &*store,
+        expiring(alice.id, now - TimeDelta::microseconds(1)),
+    )
+    .await;
+    let _just_after = session(
+        &*store,
+        expiring(alice.id, now + TimeDelta::microseconds(1)),
+    )
+    .await;
+    let _half_second = session(
+        &*store,
+        expiring(bob.id, now + TimeDelta::milliseconds(500)),
+    )
+    .await;
+    let ended = session(&*store, expiring(bob.id, now - secs(7200))).await;
+    assert!(
+        store
+            .end_session(ended.id, now - secs(7000), EndReason::User)
+            .await
+            .unwrap()
+    );
+
+    let due = store.expired_sessions(now).await.unwrap();
+    assert_eq!(
+        ids(&due),
+        [hour_ago.id, just_before.id, at_now.id],
+        "oldest expiry first; expires_at == now counts; ended ones never"
+    );
+    assert_eq!(due[0], hour_ago);
+
+    assert_eq!(
+        store
+            .expired_sessions(now - secs(3600) - TimeDelta::microseconds(1))
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(
+        ids(&store.expired_sessions(now - secs(3600)).await.unwrap()),
+        [hour_ago.id]
+    );
+    assert_eq!(
+        store.expired_sessions(now + secs(1)).await.unwrap().len(),
+        5
+    );
+
+    // Extending moves a session out of the reaper's view; ending removes it.
+    assert!(
+        store
+            .extend_session(at_now.id, now + secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_session(hour_ago.id, now, EndReason::Expired)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(&store.expired_sessions(now).await.unwrap()),
+        [just_before.id]
+    );
+}
+
+async fn live_sessions_excludes_ended(store: Arc<dyn Store>) {
+    assert_eq!(store.live_sessions().await.unwrap(), []);
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let a1 = session(&*store, new_session(alice.id, t0() + secs(2))).await;
+    let a2 = session(&*store, new_session(alice.id, t0() + secs(1))).await;
+    let b1 = session(&*store, new_session(bob.id, t0())).await;
+    let b2 = session(&*store, new_session(bob.id, t0() + secs(3))).await;
+    assert!(
+        store
+            .end_session(a2.id, t0() + secs(9), EndReason::Shutdown)
+            .await
+            .unwrap()
+    );
+
+    let live = store.live_sessions().await.unwrap();
+    assert_eq!(live, [b1.clone(), a1.clone(), b2.clone()], "oldest first");
+    for s in [&a1, &b1, &b2] {
+        assert!(
+            store
+                .end_session(s.id, t0() + secs(9), EndReason::Shutdown)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.live_sessions().await.unwrap(), []);
+}
+
 /// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per suite
 /// function, on a fresh migrated database.
 macro_rules! store_tests {
@@ -681,6 +1143,14 @@ store_tests!(
     touch_records_use_at_most_once_a_minute,
     purge_removes_only_old_rows,
     timestamps_round_trip_to_the_microsecond,
+    create_and_get_session,
+    sessions_of_newest_first,
+    live_session_cap_per_user,
+    concurrent_creation_respects_the_cap,
+    extend_only_live_sessions,
+    end_session_ends_once,
+    expired_sessions_boundary_and_order,
+    live_sessions_excludes_ended,
 );
 
 // --- outside the shared suite: opening stores by URL ---
