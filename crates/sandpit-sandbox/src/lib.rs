@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod client;
 pub mod error;
 pub mod host;
+pub mod loopdev;
 pub mod native;
 pub mod pool;
 pub mod protocol;
@@ -29,5 +30,5 @@ pub use pool::{Lease, Pool};
 pub use protocol::{ExitInfo, LimitKind, OUTPUT_WINDOW, Stream};
 pub use spec::{
     NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits, SandboxSpec, StdioMode,
-    WorkspacePath,
+    WorkspacePath, WorkspaceSpec,
 };

@@ -16,9 +16,10 @@ use crate::backend::{Backend, BackendReport, Sandbox, Usage};
 use crate::cgroup::{Cgroup, CgroupLimits, CgroupManager};
 use crate::client::AgentConnection;
 use crate::error::SandboxError;
+use crate::loopdev::{self, LoopDevice};
 use crate::protocol::AgentSetup;
 use crate::seccomp::SyscallFilter;
-use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec};
+use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec, WorkspaceSpec};
 
 /// How the native backend starts agents and whom sandboxed code runs as.
 #[derive(Debug, Clone)]
@@ -193,13 +194,37 @@ impl NativeBackend {
         &self,
         spec: &SandboxSpec,
     ) -> Result<(NativeSandbox, Vec<String>), SandboxError> {
-        let id = format!("sb-{}", uuid::Uuid::now_v7().simple());
         let uid = self.uids.allocate().ok_or_else(|| {
             SandboxError::Unavailable(format!(
                 "all {} sandbox uids are in use (sandbox.uids)",
                 self.config.uids.len()
             ))
         })?;
+        let device = match &spec.workspace {
+            WorkspaceSpec::Ephemeral => None,
+            WorkspaceSpec::Persistent { dir } => {
+                let image = loopdev::prepare(dir, spec.limits.workspace_bytes).await?;
+                Some(LoopDevice::attach(&image).await?)
+            }
+        };
+        let result = self
+            .start_agent(spec, uid, device.as_ref().map(|d| d.path.clone()))
+            .await;
+        // Mounted by now if the agent is ready: the kernel keeps the device until the sandbox's
+        // mount goes. Otherwise it goes at once.
+        if let Some(device) = device {
+            device.detach().await;
+        }
+        result
+    }
+
+    async fn start_agent(
+        &self,
+        spec: &SandboxSpec,
+        uid: UidLease,
+        workspace_device: Option<PathBuf>,
+    ) -> Result<(NativeSandbox, Vec<String>), SandboxError> {
+        let id = format!("sb-{}", uuid::Uuid::now_v7().simple());
         let limits = &spec.limits;
         let cgroup = self.cgroups.create(
             &id,
@@ -238,6 +263,7 @@ impl NativeBackend {
             uid: uid.uid,
             gid: uid.uid,
             seccomp: self.config.seccomp,
+            workspace_device,
         };
         let stream =
             tokio::net::UnixStream::from_std(ours).map_err(|e| fail(&cgroup, io("socket", e)))?;

@@ -34,6 +34,10 @@ pub struct AgentSetup {
     pub gid: u32,
     /// Whether to install the seccomp filter in every process.
     pub seccomp: bool,
+    /// A block device holding the workspace's filesystem (ext4), mounted at `/workspace` in
+    /// place of a tmpfs and handed to the sandbox user. `None`: a fresh tmpfs.
+    #[serde(default)]
+    pub workspace_device: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,25 @@ pub struct SandboxSpec {
     pub network: NetworkPolicy,
     /// Host name seen inside.
     pub hostname: String,
+    /// Where the workspace lives.
+    #[serde(default)]
+    pub workspace: WorkspaceSpec,
+}
+
+/// The storage of a sandbox's `/workspace`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkspaceSpec {
+    /// Fresh and empty, `limits.workspace_bytes` in size, gone with the sandbox (runs).
+    #[default]
+    Ephemeral,
+    /// Kept in `dir` on the host across sandboxes and server restarts (sessions). The backend
+    /// keeps it there in its own format — the native backend as a filesystem image of
+    /// `limits.workspace_bytes` (fixed when first created), mounted only inside the sandbox's
+    /// own mount namespace, so the host never mounts it or opens a file in it. A persistent
+    /// workspace survives [`reset`](crate::Sandbox::reset); only one sandbox may use a `dir`
+    /// at a time.
+    Persistent { dir: PathBuf },
 }
 
 /// The root filesystem of a sandbox.
@@ -81,6 +100,7 @@ impl SandboxSpec {
             limits,
             network: NetworkPolicy::Loopback,
             hostname: "sandpit".into(),
+            workspace: WorkspaceSpec::Ephemeral,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use sandpit_sandbox::spec::SpecError;
 use sandpit_sandbox::{
     Backend, BackendReport, NativeBackend, NativeConfig, Output, Pool, Process, ProcessEvent,
     ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream,
-    WorkspacePath,
+    WorkspacePath, WorkspaceSpec,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -955,4 +956,110 @@ async fn output_streams_arrive_as_events_in_order() {
             .await
             .is_none()
     );
+}
+
+/// Loop devices attached to `image`, as `losetup` sees them.
+fn loop_devices_of(image: &Path) -> String {
+    let out = Command::new("/usr/sbin/losetup")
+        .arg("-j")
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn host_mounts_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_persistent_workspace_outlives_its_sandbox() {
+    let host = Host::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let box_spec = SandboxSpec {
+        workspace: WorkspaceSpec::Persistent {
+            dir: dir.path().join("ws"),
+        },
+        ..SandboxSpec::new(small())
+    };
+    let image = dir
+        .path()
+        .join("ws")
+        .join(sandpit_sandbox::loopdev::IMAGE_NAME);
+
+    let first = host.backend.create(&box_spec).await.unwrap();
+    let first_uid = sh_ok(first.as_ref(), "id -u").await;
+    // Empty at first (no lost+found), the sandbox user's, and limited in size.
+    assert_eq!(sh_ok(first.as_ref(), "ls -A /workspace").await, "");
+    first
+        .write_file(&path("src/main.py"), b"print('kept')\n".to_vec(), 0o644)
+        .await
+        .unwrap();
+    sh_ok(
+        first.as_ref(),
+        "mkdir -p a/b && echo deep > a/b/c && ln -s /etc/passwd link",
+    )
+    .await;
+    let mut dd = spec(&[
+        "/bin/sh",
+        "-c",
+        "dd if=/dev/zero of=/workspace/big bs=1M count=64 2>&1; rm -f /workspace/big",
+    ]);
+    dd.limits.file_size_bytes = 1 << 30;
+    let fill = run_spec(first.as_ref(), dd, b"").await;
+    assert!(
+        text(&fill.stdout).contains("No space left"),
+        "{}",
+        describe(&fill)
+    );
+    // The host mounted nothing; the image is not held open by the host either.
+    assert!(host_mounts_mentioning(first.id()).is_empty());
+    assert!(image.is_file());
+    // Reset keeps a persistent workspace (it empties only /tmp and /dev/shm).
+    first.reset().await.unwrap();
+    assert_eq!(
+        sh_ok(first.as_ref(), "cat a/b/c").await,
+        "deep\n",
+        "reset wiped a persistent workspace"
+    );
+    first.destroy().await.unwrap();
+    drop(first);
+    eventually("the loop device is released", || {
+        loop_devices_of(&image).is_empty()
+    })
+    .await;
+
+    // A second sandbox on the same directory finds everything, now owned by its own uid.
+    let second = host.backend.create(&box_spec).await.unwrap();
+    let second_uid = sh_ok(second.as_ref(), "id -u").await;
+    assert_ne!(first_uid, second_uid);
+    assert_eq!(
+        second.read_file(&path("src/main.py"), 1024).await.unwrap(),
+        b"print('kept')\n"
+    );
+    let owners = sh_ok(
+        second.as_ref(),
+        "stat -c '%u %n' /workspace /workspace/src/main.py /workspace/a/b/c; readlink link",
+    )
+    .await;
+    let uid = second_uid.trim();
+    assert_eq!(
+        owners,
+        format!(
+            "{uid} /workspace\n{uid} /workspace/src/main.py\n{uid} /workspace/a/b/c\n/etc/passwd\n"
+        )
+    );
+    let run = sh_ok(second.as_ref(), "/usr/bin/python3 src/main.py").await;
+    assert_eq!(run, "kept\n");
+    second.destroy().await.unwrap();
+    drop(second);
+    eventually("the loop device is released again", || {
+        loop_devices_of(&image).is_empty()
+    })
+    .await;
 }

@@ -35,6 +35,50 @@ pub struct Config {
     pub log: LogConfig,
     pub sandbox: SandboxConfig,
     pub runs: RunsConfig,
+    pub sessions: SessionsConfig,
+}
+
+/// Learners' sessions: a sandbox with a persistent workspace and a time to live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Live sessions one user may have at once (beyond: 409).
+    pub max_per_user: u32,
+    /// Time to live of a new session, and the most a create or an extend may ask for.
+    pub default_ttl_seconds: u64,
+    pub max_ttl_seconds: u64,
+    /// How often expired sessions are looked for.
+    pub reap_interval_seconds: u64,
+    /// Each session's sandbox: memory, processes, CPU (thousandths of a core), workspace disk,
+    /// `/tmp`.
+    pub memory_mb: u64,
+    pub processes: u64,
+    pub cpu_millicores: u32,
+    pub workspace_mb: u64,
+    pub tmp_mb: u64,
+    /// `POST /sessions/{id}/exec`: default and largest timeout, output cap.
+    pub exec_default_timeout_ms: u64,
+    pub exec_max_timeout_ms: u64,
+    pub exec_output_bytes: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            max_per_user: 3,
+            default_ttl_seconds: 30 * 60,
+            max_ttl_seconds: 4 * 60 * 60,
+            reap_interval_seconds: 15,
+            memory_mb: 512,
+            processes: 256,
+            cpu_millicores: 1000,
+            workspace_mb: 256,
+            tmp_mb: 64,
+            exec_default_timeout_ms: 10_000,
+            exec_max_timeout_ms: 120_000,
+            exec_output_bytes: 1 << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +253,7 @@ impl Default for Config {
             log: LogConfig::default(),
             sandbox: SandboxConfig::default(),
             runs: RunsConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -426,6 +471,31 @@ impl Config {
             return Err(invalid(
                 "sandbox.uid",
                 "uid .. uid + uids must be non-empty, exclude root and 65534/65535 (nobody) and end below 2^32",
+            ));
+        }
+        let sessions = &self.sessions;
+        if sessions.max_per_user == 0
+            || sessions.default_ttl_seconds == 0
+            || sessions.default_ttl_seconds > sessions.max_ttl_seconds
+            || sessions.reap_interval_seconds == 0
+        {
+            return Err(invalid(
+                "sessions",
+                "max_per_user, default_ttl_seconds and reap_interval_seconds must be above 0, default_ttl_seconds at most max_ttl_seconds",
+            ));
+        }
+        if sessions.memory_mb < 32 || sessions.processes == 0 || sessions.workspace_mb < 8 {
+            return Err(invalid(
+                "sessions",
+                "memory_mb must be at least 32, processes above 0, workspace_mb at least 8",
+            ));
+        }
+        if sessions.exec_default_timeout_ms == 0
+            || sessions.exec_default_timeout_ms > sessions.exec_max_timeout_ms
+        {
+            return Err(invalid(
+                "sessions.exec_default_timeout_ms",
+                "must be above 0 and at most exec_max_timeout_ms",
             ));
         }
         let runs = &self.runs;
@@ -690,6 +760,25 @@ memory_mb = 512
 processes = 64
 output_bytes = 1048576
 file_size_bytes = 67108864
+
+[sessions]
+# Live sessions one user may have at once (beyond: 409 session_limit).
+max_per_user = 3
+# Time to live of a new session; the most a create or an extend may ask for.
+default_ttl_seconds = 1800
+max_ttl_seconds = 14400
+# How often expired sessions are looked for and ended.
+reap_interval_seconds = 15
+# Each session's sandbox: memory, processes, CPU (1000 = one core), workspace disk, /tmp.
+memory_mb = 512
+processes = 256
+cpu_millicores = 1000
+workspace_mb = 256
+tmp_mb = 64
+# POST /api/v1/sessions/{id}/exec: default and largest timeout, output cap (bytes).
+exec_default_timeout_ms = 10000
+exec_max_timeout_ms = 120000
+exec_output_bytes = 1048576
 "#;
 
 #[cfg(test)]

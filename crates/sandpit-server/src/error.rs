@@ -40,6 +40,10 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request the resource's state refuses (409) with its own stable code, e.g.
+    /// `session_ended`, `session_limit`.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("too many requests; retry in {} s", retry_after_secs(*.retry_after))]
     RateLimited { retry_after: Duration },
     /// A feature that is not configured on this server (e.g. GitHub sign-in).
@@ -103,7 +107,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotEnabled(_) => StatusCode::NOT_FOUND,
             ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
@@ -124,6 +128,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Refused { code, .. } => code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotEnabled(_) => "not_enabled",
             ApiError::Upstream { .. } => "upstream_error",

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod routes;
 pub mod runs;
 pub mod sandbox;
+pub mod sessions;
 mod startup;
 pub mod state;
 pub mod telemetry;

@@ -35,6 +35,15 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     pub in_flight: Gauge,
     pub rate_limited: Family<RateLimitLabels, Counter>,
+    /// Set at each scrape from the sessions service.
+    pub sessions_running: Gauge,
+    pub sessions_reaped: Gauge,
+    pub session_memory: Family<SessionLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabels {
+    pub session: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,6 +83,24 @@ impl Metrics {
             "Requests refused by a rate limit, by bucket",
             rate_limited.clone(),
         );
+        let sessions_running = Gauge::default();
+        registry.register(
+            "sessions_running",
+            "Sessions with a running sandbox",
+            sessions_running.clone(),
+        );
+        let sessions_reaped = Gauge::default();
+        registry.register(
+            "sessions_reaped",
+            "Sessions ended by the reaper since start",
+            sessions_reaped.clone(),
+        );
+        let session_memory = Family::<SessionLabels, Gauge>::default();
+        registry.register(
+            "session_memory_bytes",
+            "Memory used by each running session's sandbox",
+            session_memory.clone(),
+        );
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build
             .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
@@ -85,6 +112,9 @@ impl Metrics {
             latency,
             in_flight,
             rate_limited,
+            sessions_running,
+            sessions_reaped,
+            session_memory,
         }
     }
 

@@ -124,9 +124,19 @@ impl App {
             config.runs.clone(),
             sandboxes.clone(),
         ));
+        let sessions = Arc::new(crate::sessions::Sessions::new(
+            config.sessions.clone(),
+            store.clone(),
+            sandboxes.clone(),
+            &config.data_dir,
+        ));
+        if let Err(e) = sessions.reconcile().await {
+            tracing::warn!(error = %e, "reconciling sessions at start-up");
+        }
         let state = AppState {
             sandboxes,
             runs,
+            sessions,
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.into(),
             cookie_key: cookie_key(&secret),
@@ -179,6 +189,7 @@ impl App {
             "listening"
         );
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let reaper = tokio::spawn(self.state.sessions.clone().reap_forever());
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(
             self.listener,
@@ -204,6 +215,8 @@ impl App {
             }
         };
         housekeeping.abort();
+        reaper.abort();
+        self.state.sessions.shutdown().await;
         self.state.runs.shutdown().await;
         self.state.store.close().await;
         tracing::info!("stopped");

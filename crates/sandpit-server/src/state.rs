@@ -13,6 +13,7 @@ use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::runs::service::Runs;
 use crate::sandbox::Sandboxes;
+use crate::sessions::Sessions;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,6 +33,7 @@ pub struct AppState {
     /// The sandbox backend (or why there is none).
     pub sandboxes: Arc<Sandboxes>,
     pub runs: Arc<Runs>,
+    pub sessions: Arc<Sessions>,
 }
 
 impl FromRef<AppState> for Key {

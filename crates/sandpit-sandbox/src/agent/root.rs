@@ -149,9 +149,61 @@ pub fn mount_scratch(path: &Path, options: &str) -> io::Result<()> {
     )
 }
 
-/// Replaces the writable mounts with empty ones.
+/// Mounts a persistent workspace's filesystem and gives everything in it to this sandbox's user
+/// (each sandbox has its own uid, so the files of a previous sandbox of the same workspace
+/// belong to another).
+fn mount_workspace(device: &Path, dst: &Path, setup: &AgentSetup) -> io::Result<()> {
+    let device_str = device
+        .to_str()
+        .ok_or_else(|| io_err("workspace device", device, "not UTF-8"))?;
+    do_mount(
+        Some(device_str),
+        dst,
+        Some("ext4"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME,
+        Some("errors=remount-ro"),
+    )?;
+    // mkfs's lost+found is root's and of no use to a learner; it goes while it is empty.
+    let _ = fs::remove_dir(dst.join("lost+found"));
+    chown_tree(dst, setup.uid, setup.gid)
+}
+
+/// `lchown` of a tree without following links (a link's target is not the workspace's to
+/// change). Runs before anything sandboxed starts, so nothing swaps entries meanwhile.
+/// Iterative, and an entry it cannot reach (say, nested deeper than `PATH_MAX` by a learner)
+/// is skipped rather than failing the sandbox: it stays owned by the previous uid.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    let mut pending = vec![dir.to_path_buf()];
+    let mut skipped = 0u64;
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            skipped += 1;
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).is_err() {
+                skipped += 1;
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path);
+            }
+        }
+    }
+    if skipped > 0 {
+        eprintln!("sandpit agent: {skipped} workspace entries kept their previous owner");
+    }
+    Ok(())
+}
+
+/// Replaces the writable mounts with empty ones (a persistent workspace stays).
 pub fn reset_scratch(setup: &AgentSetup) -> io::Result<()> {
     for (path, options) in scratch_mounts(setup) {
+        if path == WORKSPACE_DIR && setup.workspace_device.is_some() {
+            continue;
+        }
         let path = Path::new(path);
         umount2(path, MntFlags::MNT_DETACH).map_err(|e| io_err("umount", path, e))?;
         mount_scratch(path, &options)?;
@@ -260,7 +312,10 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
     for (path, options) in scratch_mounts(setup) {
         let dst = root.join(path.trim_start_matches('/'));
         fs::create_dir_all(&dst)?;
-        mount_scratch(&dst, &options)?;
+        match &setup.workspace_device {
+            Some(device) if path == WORKSPACE_DIR => mount_workspace(device, &dst, setup)?,
+            _ => mount_scratch(&dst, &options)?,
+        }
     }
 
     // Enter the new root and drop every reference to the old one.

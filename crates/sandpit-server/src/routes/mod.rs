@@ -5,6 +5,7 @@ mod auth;
 mod github;
 mod ops;
 mod runs;
+mod sessions;
 mod tokens;
 mod users;
 pub mod views;
@@ -50,6 +51,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Accounts and sign-in"),
         (name = "tokens", description = "Personal API tokens"),
         (name = "users", description = "Account administration"),
+        (name = "sessions", description = "Sandboxes with a persistent workspace, terminal and files"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -82,6 +84,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
         .merge(tokens::router())
         .merge(users::router())
         .merge(runs::router(state))
+        .merge(sessions::router())
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

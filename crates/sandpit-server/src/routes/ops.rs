@@ -62,6 +62,8 @@ pub struct Readiness {
     pub status: &'static str,
     /// One entry per dependency: `store` and `sandbox` now; LLM providers later.
     pub components: BTreeMap<&'static str, Component>,
+    /// Learners' sessions in this process.
+    pub sessions: crate::sessions::SessionCounts,
 }
 
 /// Readiness: whether every dependency answers. 503 when one does not.
@@ -125,6 +127,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         Json(Readiness {
             status: if ready { "ready" } else { "unready" },
             components,
+            sessions: state.sessions.counts(),
         }),
     )
 }
@@ -133,6 +136,18 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let counts = state.sessions.counts();
+    let m = &state.metrics;
+    m.sessions_running.set(counts.running as i64);
+    m.sessions_reaped.set(counts.reaped as i64);
+    m.session_memory.clear();
+    for (id, bytes) in state.sessions.memory().await {
+        m.session_memory
+            .get_or_create(&crate::metrics::SessionLabels {
+                session: id.to_string(),
+            })
+            .set(bytes as i64);
+    }
     let body = state.metrics.encode().map_err(ApiError::internal)?;
     Ok((
         [(

@@ -337,7 +337,7 @@ async fn run_plan(
 
 /// Runs one process to its end and describes it. A program that cannot be started (e.g. the
 /// compiler produced nothing) is a runtime error of the program, not of the server.
-async fn execute(
+pub(crate) async fn execute(
     sandbox: &dyn Sandbox,
     spec: ProcessSpec,
     stdin: &[u8],
@@ -371,7 +371,7 @@ async fn execute(
     Ok(stage(exit, stdout, stderr, last))
 }
 
-fn stage(exit: ExitInfo, stdout: Vec<u8>, stderr: Vec<u8>, last: Stream) -> Stage {
+pub(crate) fn stage(exit: ExitInfo, stdout: Vec<u8>, stderr: Vec<u8>, last: Stream) -> Stage {
     let status = match exit.limit {
         Some(LimitKind::WallTime | LimitKind::CpuTime) => StageStatus::TimeLimit,
         Some(LimitKind::Memory) => StageStatus::MemoryLimit,

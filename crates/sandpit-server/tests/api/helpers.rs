@@ -13,8 +13,10 @@ pub struct TestApp {
     pub state: AppState,
     /// A client without a cookie store: tests pass tokens explicitly.
     pub client: reqwest::Client,
-    _dir: TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    dir: TempDir,
+    config: Config,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 pub struct Answer {
@@ -67,11 +69,11 @@ impl TestApp {
     }
 
     async fn start(dir: TempDir, config: Config) -> Self {
-        let app = App::build(config).await.expect("server builds");
+        let app = App::build(config.clone()).await.expect("server builds");
         let base = format!("http://{}", app.addr());
         let state = app.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let served = tokio::spawn(app.run_until(async move {
             let _ = stopped.into_future().await;
         }));
         Self {
@@ -81,9 +83,32 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            _dir: dir,
-            _stop: stop,
+            dir,
+            config,
+            stop,
+            served,
         }
+    }
+
+    /// Shuts the server down gracefully and starts a new one on the same data directory (and
+    /// database), on a new port.
+    pub async fn restart(self) -> Self {
+        let Self {
+            dir,
+            mut config,
+            stop,
+            served,
+            ..
+        } = self;
+        let _ = stop.send(());
+        served.await.unwrap().unwrap();
+        config.server.bind = "127.0.0.1:0".parse().unwrap();
+        Self::start(dir, config).await
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

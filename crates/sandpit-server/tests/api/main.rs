@@ -15,4 +15,5 @@ mod openapi;
 mod ops;
 mod rate_limits;
 mod runs;
+mod sessions;
 mod tokens;

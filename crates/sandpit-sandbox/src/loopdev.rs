@@ -1,0 +1,151 @@
+//! Persistent workspaces of the native backend: an ext4 image file per workspace, attached to a
+//! loop device that only the sandbox's agent mounts (inside its own mount namespace). The
+//! device is detached right after the mount, which the kernel defers until the last mount is
+//! gone, so a sandbox's death releases it with nothing left on the host.
+//!
+//! The images are made and attached with `mkfs.ext4` and `losetup` (argv, never a shell): the
+//! loop ioctls are simple, but these tools are on every Linux host and handle the details
+//! (free-device races with `--find`, filesystem defaults) that a hand-written version would
+//! have to re-learn.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::error::SandboxError;
+
+/// The image file inside a persistent workspace's directory.
+pub const IMAGE_NAME: &str = "workspace.img";
+/// Smallest persistent workspace (ext4 needs room for its own structures).
+pub const MIN_IMAGE_BYTES: u64 = 4 << 20;
+
+const SEARCH: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+fn tool(name: &str) -> Result<PathBuf, SandboxError> {
+    SEARCH
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            SandboxError::Unavailable(format!(
+                "persistent workspaces need {name} (Debian: e2fsprogs, util-linux) on this host"
+            ))
+        })
+}
+
+async fn run(program: &Path, args: &[&std::ffi::OsStr]) -> Result<String, SandboxError> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| SandboxError::Io {
+            context: format!("running {}", program.display()),
+            source,
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(SandboxError::Setup(format!(
+            "{} failed ({}): {}",
+            program.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Makes `dir` and an empty image of `bytes` in it, unless the image exists (its size was
+/// fixed when it was made). Returns the image's path.
+pub async fn prepare(dir: &Path, bytes: u64) -> Result<PathBuf, SandboxError> {
+    if bytes < MIN_IMAGE_BYTES {
+        return Err(SandboxError::Setup(format!(
+            "a persistent workspace needs at least {MIN_IMAGE_BYTES} bytes"
+        )));
+    }
+    let io = |context: &str, source| SandboxError::Io {
+        context: format!("{context} {}", dir.display()),
+        source,
+    };
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io("creating", e))?;
+    }
+    let image = dir.join(IMAGE_NAME);
+    if image.exists() {
+        return Ok(image);
+    }
+    // Made under another name and renamed, so a crash never leaves a half-made image behind
+    // that would later be taken for a workspace.
+    let fresh = dir.join(format!("{IMAGE_NAME}.new"));
+    let file = std::fs::File::create(&fresh).map_err(|e| io("creating an image in", e))?;
+    file.set_len(bytes)
+        .map_err(|e| io("sizing an image in", e))?;
+    drop(file);
+    let mkfs = tool("mkfs.ext4")?;
+    run(
+        &mkfs,
+        &[
+            "-q".as_ref(),
+            "-F".as_ref(),
+            // No blocks reserved for root: the learner gets the whole size.
+            "-m".as_ref(),
+            "0".as_ref(),
+            "-E".as_ref(),
+            "lazy_itable_init=1,lazy_journal_init=1".as_ref(),
+            fresh.as_os_str(),
+        ],
+    )
+    .await?;
+    std::fs::rename(&fresh, &image).map_err(|e| io("naming the image in", e))?;
+    Ok(image)
+}
+
+/// A loop device attached to an image.
+#[derive(Debug)]
+pub struct LoopDevice {
+    pub path: PathBuf,
+}
+
+impl LoopDevice {
+    pub async fn attach(image: &Path) -> Result<Self, SandboxError> {
+        if !Path::new("/dev/loop-control").exists() {
+            return Err(SandboxError::Unavailable(
+                "persistent workspaces need loop devices (/dev/loop-control is missing)".into(),
+            ));
+        }
+        let losetup = tool("losetup")?;
+        let path = run(
+            &losetup,
+            &[
+                "--find".as_ref(),
+                "--show".as_ref(),
+                "--nooverlap".as_ref(),
+                image.as_os_str(),
+            ],
+        )
+        .await?;
+        Ok(Self {
+            path: PathBuf::from(path),
+        })
+    }
+
+    /// Detaches the device; while a sandbox still has it mounted the kernel only marks it to
+    /// go when that mount goes.
+    pub async fn detach(self) {
+        let result = match tool("losetup") {
+            Ok(losetup) => run(&losetup, &["-d".as_ref(), self.path.as_os_str()])
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(device = %self.path.display(), error = %e, "detaching a loop device");
+        }
+    }
+}

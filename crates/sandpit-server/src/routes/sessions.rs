@@ -1,0 +1,226 @@
+//! `/api/v1/sessions`: a learner's sandbox with a persistent workspace and a time to live.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use sandpit_sandbox::{ProcessLimits, ProcessSpec, WorkspacePath};
+
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path, Query};
+use crate::runs::model::Stage;
+use crate::sessions::model::{CreateSession, ExecRequest, ExtendSession, SessionView};
+use crate::sessions::sandbox_error;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_session, list_sessions))
+        .routes(routes!(get_session, end_session))
+        .routes(routes!(extend_session))
+        .routes(routes!(exec))
+}
+
+/// Start a session: a sandbox with an empty persistent workspace.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    request_body = CreateSession,
+    responses(
+        (status = 201, body = SessionView),
+        (status = 401, body = ErrorEnvelope),
+        (status = 409, description = "`session_limit`: too many live sessions", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+        (status = 503, description = "No sandbox backend on this host", body = ErrorEnvelope),
+    ))]
+async fn create_session(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    let req: CreateSession = optional_json(&body)?;
+    let view = state
+        .sessions
+        .create(principal.user.id, req.environment, req.ttl_seconds)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Include ended sessions.
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// The caller's sessions, newest first (live ones only unless `all=true`).
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, body = SessionList),
+        (status = 401, body = ErrorEnvelope),
+    ))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<SessionList>> {
+    let sessions = state.sessions.list(principal.user.id, query.all).await?;
+    Ok(Json(SessionList { sessions }))
+}
+
+/// One of the caller's sessions (ended ones too).
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = SessionView),
+        (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ))]
+async fn get_session(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<SessionView>> {
+    let session = state.sessions.get(principal.user.id, id).await?;
+    Ok(Json(state.sessions.view(&session)))
+}
+
+/// End a session: its processes stop and its workspace is deleted.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "`session_ended`: already ended", body = ErrorEnvelope),
+    ))]
+async fn end_session(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.sessions.end(principal.user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Give a live session more time: it expires `ttl_seconds` from now (never earlier than it
+/// would have).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/extend", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    request_body = ExtendSession,
+    responses(
+        (status = 200, body = SessionView),
+        (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "`session_ended`", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+async fn extend_session(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<SessionView>> {
+    let req: ExtendSession = optional_json(&body)?;
+    let view = state
+        .sessions
+        .extend(principal.user.id, id, req.ttl_seconds)
+        .await?;
+    Ok(Json(view))
+}
+
+/// A JSON body that may be left out entirely (then every field takes its default).
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidJson(format!("invalid JSON body: {e}")))
+}
+
+const MAX_EXEC_ARGS: usize = 256;
+const MAX_EXEC_BYTES: usize = 256 << 10;
+
+/// Run a program inside the session's sandbox (same processes, files and loopback network as
+/// its terminal) and wait for it.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/exec", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    request_body = ExecRequest,
+    responses(
+        (status = 200, body = Stage),
+        (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "`session_ended`", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+        (status = 503, body = ErrorEnvelope),
+    ))]
+async fn exec(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ExecRequest>,
+) -> ApiResult<Json<Stage>> {
+    let config = state.sessions.config();
+    let invalid = |field, message: &str| ApiError::Validation {
+        field,
+        message: message.to_owned(),
+    };
+    if req.argv.is_empty() || req.argv[0].is_empty() {
+        return Err(invalid("argv", "must name a program"));
+    }
+    if req.argv.len() > MAX_EXEC_ARGS
+        || req.argv.iter().map(String::len).sum::<usize>() > MAX_EXEC_BYTES
+    {
+        return Err(invalid("argv", "too many or too long arguments"));
+    }
+    if req.argv.iter().any(|a| a.contains('\0')) {
+        return Err(invalid("argv", "arguments cannot contain NUL bytes"));
+    }
+    let timeout_ms = req.timeout_ms.unwrap_or(config.exec_default_timeout_ms);
+    if timeout_ms == 0 || timeout_ms > config.exec_max_timeout_ms {
+        return Err(ApiError::Validation {
+            field: "timeout_ms",
+            message: format!("must be between 1 and {}", config.exec_max_timeout_ms),
+        });
+    }
+    let mut spec = ProcessSpec::new(req.argv);
+    // `.` and an empty string name the workspace itself.
+    if let Some(cwd) = req
+        .cwd
+        .as_deref()
+        .filter(|c| !matches!(*c, "" | "." | "./"))
+    {
+        let path = WorkspacePath::parse(cwd).map_err(|e| ApiError::Validation {
+            field: "cwd",
+            message: e.to_string(),
+        })?;
+        spec.cwd = path.in_sandbox();
+    }
+    spec.limits = ProcessLimits {
+        wall_ms: Some(timeout_ms),
+        cpu_ms: None,
+        output_bytes: Some(config.exec_output_bytes),
+        ..ProcessLimits::default()
+    };
+    let sandbox = state.sessions.sandbox(principal.user.id, id).await?;
+    let stdin = req.stdin.unwrap_or_default();
+    let stage = crate::runs::service::execute(sandbox.as_ref(), spec, stdin.as_bytes())
+        .await
+        .map_err(sandbox_error)?;
+    Ok(Json(stage))
+}

@@ -1,0 +1,449 @@
+//! Learners' sessions: a sandbox with a persistent workspace, owned by a user, with a time to
+//! live. The store holds the rows (so sessions survive restarts); this service holds the live
+//! sandboxes, starts one on demand for a live session that has none (after a restart, or after
+//! its sandbox died), ends sessions (by the user, the reaper, or a failure) and reconciles disk
+//! and store at start-up.
+
+pub mod model;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sandpit_sandbox::{Sandbox, SandboxError, SandboxLimits, SandboxSpec, WorkspaceSpec};
+use sandpit_store::{EndReason, NewSession, Session, SessionStatus, Store, StoreError};
+use uuid::Uuid;
+
+use crate::config::SessionsConfig;
+use crate::error::ApiError;
+use crate::sandbox::Sandboxes;
+use model::SessionView;
+
+/// The only environment so far: the host's system directories, read-only.
+pub const DEFAULT_ENVIRONMENT: &str = "default";
+
+pub struct Sessions {
+    config: SessionsConfig,
+    store: Arc<dyn Store>,
+    sandboxes: Arc<Sandboxes>,
+    /// `data_dir/workspaces`: one directory per live session.
+    workspaces: PathBuf,
+    live: Mutex<HashMap<Uuid, Arc<Live>>>,
+    reaped: AtomicU64,
+}
+
+/// A session this server process has touched: its sandbox once started. The async mutex is
+/// held while a sandbox starts, so concurrent requests wait for the same one.
+#[derive(Default)]
+struct Live {
+    sandbox: tokio::sync::Mutex<Option<Arc<dyn Sandbox>>>,
+    ended: AtomicBool,
+}
+
+/// Counters for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionCounts {
+    /// Sessions with a running sandbox in this process.
+    pub running: usize,
+    /// Sessions ended by the reaper since start.
+    pub reaped: u64,
+}
+
+fn ended() -> ApiError {
+    ApiError::Refused {
+        code: "session_ended",
+        message: "this session has ended; start a new one".into(),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such session".into())
+}
+
+pub(crate) fn sandbox_error(e: SandboxError) -> ApiError {
+    match e {
+        SandboxError::Unavailable(why) => ApiError::Unavailable {
+            code: "sandbox_unavailable",
+            message: format!("sandboxes cannot start on this server: {why}"),
+            retry_after: None,
+        },
+        other => ApiError::internal(other),
+    }
+}
+
+impl Sessions {
+    pub fn new(
+        config: SessionsConfig,
+        store: Arc<dyn Store>,
+        sandboxes: Arc<Sandboxes>,
+        data_dir: &std::path::Path,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            sandboxes,
+            workspaces: data_dir.join("workspaces"),
+            live: Mutex::new(HashMap::new()),
+            reaped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &SessionsConfig {
+        &self.config
+    }
+
+    fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Live>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn workspace_dir(&self, id: Uuid) -> PathBuf {
+        self.workspaces.join(id.simple().to_string())
+    }
+
+    fn spec(&self, id: Uuid) -> SandboxSpec {
+        let c = &self.config;
+        SandboxSpec {
+            workspace: WorkspaceSpec::Persistent {
+                dir: self.workspace_dir(id),
+            },
+            ..SandboxSpec::new(SandboxLimits {
+                memory_bytes: c.memory_mb << 20,
+                pids: c.processes,
+                cpu_millicores: Some(c.cpu_millicores),
+                workspace_bytes: c.workspace_mb << 20,
+                tmp_bytes: c.tmp_mb << 20,
+                shm_bytes: 16 << 20,
+            })
+        }
+    }
+
+    /// A TTL from a request: the default when absent, else 60 s .. the maximum.
+    pub fn ttl(&self, requested: Option<u64>) -> Result<chrono::Duration, ApiError> {
+        let secs = requested.unwrap_or(self.config.default_ttl_seconds);
+        if !(60..=self.config.max_ttl_seconds).contains(&secs) {
+            return Err(ApiError::Validation {
+                field: "ttl_seconds",
+                message: format!(
+                    "must be between 60 and {} seconds",
+                    self.config.max_ttl_seconds
+                ),
+            });
+        }
+        Ok(chrono::Duration::seconds(secs as i64))
+    }
+
+    /// Creates a session and starts its sandbox.
+    pub async fn create(
+        &self,
+        user_id: Uuid,
+        environment: Option<String>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<SessionView, ApiError> {
+        let environment = environment.unwrap_or_else(|| DEFAULT_ENVIRONMENT.into());
+        if environment != DEFAULT_ENVIRONMENT {
+            return Err(ApiError::Validation {
+                field: "environment",
+                message: format!("unknown environment; available: {DEFAULT_ENVIRONMENT}"),
+            });
+        }
+        let ttl = self.ttl(ttl_seconds)?;
+        // Refuse early, before a row exists, when sandboxes cannot start here at all.
+        self.sandboxes
+            .backend()
+            .map_err(|why| sandbox_error(SandboxError::Unavailable(why.to_string())))?;
+        let now = Utc::now();
+        let new = NewSession {
+            id: Uuid::new_v4(),
+            user_id,
+            environment,
+            lab: None,
+            created_at: now,
+            expires_at: now + ttl,
+        };
+        let session = match self
+            .store
+            .create_session(new, self.config.max_per_user)
+            .await
+        {
+            Ok(s) => s,
+            Err(StoreError::Conflict { constraint })
+                if constraint == sandpit_store::SESSIONS_LIVE_PER_USER =>
+            {
+                return Err(ApiError::Refused {
+                    code: "session_limit",
+                    message: format!(
+                        "you already have {} live sessions (sessions.max_per_user); end one first",
+                        self.config.max_per_user
+                    ),
+                });
+            }
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        match self.sandbox_of_session(&session).await {
+            Ok(_) => Ok(self.view(&session)),
+            Err(e) => {
+                // A session that never got a sandbox is of no use: end it, keep nothing.
+                self.finish(session.id, EndReason::Failed).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A caller's session, or 404 (another user's session looks missing).
+    pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<Session, ApiError> {
+        match self.store.session(id).await.map_err(ApiError::internal)? {
+            Some(s) if s.user_id == user_id => Ok(s),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// A caller's live session, or 404 / 409 `session_ended`.
+    pub async fn get_live(&self, user_id: Uuid, id: Uuid) -> Result<Session, ApiError> {
+        let session = self.get(user_id, id).await?;
+        if session.status == SessionStatus::Ended || session.expires_at <= Utc::now() {
+            return Err(ended());
+        }
+        Ok(session)
+    }
+
+    pub async fn list(
+        &self,
+        user_id: Uuid,
+        include_ended: bool,
+    ) -> Result<Vec<SessionView>, ApiError> {
+        let sessions = self
+            .store
+            .sessions_of(user_id, include_ended)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(sessions.iter().map(|s| self.view(s)).collect())
+    }
+
+    pub fn view(&self, session: &Session) -> SessionView {
+        let running = session.status == SessionStatus::Live
+            && self
+                .live_map()
+                .get(&session.id)
+                .is_some_and(|l| !l.ended.load(Ordering::SeqCst));
+        SessionView::new(session, running)
+    }
+
+    /// The sandbox of a caller's live session, started if it has none.
+    pub async fn sandbox(&self, user_id: Uuid, id: Uuid) -> Result<Arc<dyn Sandbox>, ApiError> {
+        let session = self.get_live(user_id, id).await?;
+        self.sandbox_of_session(&session).await
+    }
+
+    async fn sandbox_of_session(&self, session: &Session) -> Result<Arc<dyn Sandbox>, ApiError> {
+        let live = self.live_map().entry(session.id).or_default().clone();
+        let mut slot = live.sandbox.lock().await;
+        if live.ended.load(Ordering::SeqCst) {
+            return Err(ended());
+        }
+        if let Some(sandbox) = slot.as_ref() {
+            if !sandbox.agent().is_closed() {
+                return Ok(sandbox.clone());
+            }
+            // Its sandbox died (killed, or the agent failed): a new one gets the same workspace.
+            tracing::warn!(session.id = %session.id, "a session's sandbox was lost; starting another");
+            let dead = slot.take();
+            if let Some(dead) = dead {
+                let _ = dead.destroy().await;
+            }
+        }
+        let backend = self
+            .sandboxes
+            .backend()
+            .map_err(|why| sandbox_error(SandboxError::Unavailable(why.to_string())))?;
+        let sandbox: Arc<dyn Sandbox> = backend
+            .create(&self.spec(session.id))
+            .await
+            .map_err(sandbox_error)?
+            .into();
+        tracing::info!(session.id = %session.id, sandbox = sandbox.id(), "session sandbox started");
+        *slot = Some(sandbox.clone());
+        Ok(sandbox)
+    }
+
+    /// Extends a caller's live session to now + ttl (never shortens it).
+    pub async fn extend(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        ttl_seconds: Option<u64>,
+    ) -> Result<SessionView, ApiError> {
+        let mut session = self.get_live(user_id, id).await?;
+        let ttl = self.ttl(ttl_seconds)?;
+        // Microseconds, as the store keeps them, so the answer equals what a GET shows.
+        let expires_at = (Utc::now() + ttl).trunc_subsecs(6).max(session.expires_at);
+        if !self
+            .store
+            .extend_session(id, expires_at)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            return Err(ended());
+        }
+        session.expires_at = expires_at;
+        Ok(self.view(&session))
+    }
+
+    /// Ends a caller's session (idempotent for an ended one: 409).
+    pub async fn end(&self, user_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+        let session = self.get(user_id, id).await?;
+        if session.status == SessionStatus::Ended {
+            return Err(ended());
+        }
+        if !self.finish(id, EndReason::User).await {
+            return Err(ended());
+        }
+        Ok(())
+    }
+
+    /// Marks a session ended in the store, destroys its sandbox and deletes its workspace.
+    /// Returns whether this call ended it.
+    async fn finish(&self, id: Uuid, reason: EndReason) -> bool {
+        let ended_now = match self.store.end_session(id, Utc::now(), reason).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(session.id = %id, error = %e, "could not end a session");
+                return false;
+            }
+        };
+        let live = self.live_map().remove(&id);
+        if let Some(live) = live {
+            live.ended.store(true, Ordering::SeqCst);
+            // Waits for a sandbox that is still starting.
+            let sandbox = live.sandbox.lock().await.take();
+            if let Some(sandbox) = sandbox
+                && let Err(e) = sandbox.destroy().await
+            {
+                tracing::warn!(session.id = %id, error = %e, "destroying a session's sandbox");
+            }
+        }
+        let dir = self.workspace_dir(id);
+        if let Err(e) = tokio::task::spawn_blocking(move || remove_dir(&dir)).await {
+            tracing::warn!(session.id = %id, error = %e, "removing a workspace");
+        }
+        if ended_now {
+            tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
+        }
+        ended_now
+    }
+
+    /// Ends every live session whose time is up.
+    pub async fn reap(&self, now: DateTime<Utc>) {
+        let expired = match self.store.expired_sessions(now).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing expired sessions");
+                return;
+            }
+        };
+        for session in expired {
+            if self.finish(session.id, EndReason::Expired).await {
+                self.reaped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Runs the reaper until the task is dropped.
+    pub async fn reap_forever(self: Arc<Self>) {
+        let mut tick =
+            tokio::time::interval(Duration::from_secs(self.config.reap_interval_seconds));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.reap(Utc::now()).await;
+        }
+    }
+
+    /// At start-up: live sessions keep their workspaces (their sandboxes start on demand) unless
+    /// the workspace is gone, in which case they end; workspace directories no live session
+    /// owns are deleted. (Sandboxes of a previous process died with it; their cgroups are
+    /// reaped by the backend.)
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let live = self.store.live_sessions().await?;
+        let mut keep = std::collections::HashSet::new();
+        for session in live {
+            let dir = self.workspace_dir(session.id);
+            if dir.join(sandpit_sandbox::loopdev::IMAGE_NAME).is_file() {
+                keep.insert(session.id.simple().to_string());
+            } else {
+                tracing::warn!(session.id = %session.id, "a live session lost its workspace; ending it");
+                self.finish(session.id, EndReason::Failed).await;
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.workspaces) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&name) {
+                    tracing::info!(workspace = %name, "removing an orphaned workspace");
+                    remove_dir(&entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn counts(&self) -> SessionCounts {
+        let running = self
+            .live_map()
+            .values()
+            // A slot being filled right now counts: its sandbox is starting.
+            .filter(|l| l.sandbox.try_lock().map_or(true, |s| s.is_some()))
+            .count();
+        SessionCounts {
+            running,
+            reaped: self.reaped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Memory of every running session's sandbox, for `/metrics`.
+    pub async fn memory(&self) -> Vec<(Uuid, u64)> {
+        let live: Vec<_> = self
+            .live_map()
+            .iter()
+            .map(|(id, l)| (*id, l.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (id, live) in live {
+            // A session whose sandbox is starting is skipped rather than waited for.
+            let sandbox = match live.sandbox.try_lock() {
+                Ok(slot) => slot.clone(),
+                Err(_) => None,
+            };
+            if let Some(sandbox) = sandbox
+                && let Ok(usage) = sandbox.usage().await
+            {
+                out.push((id, usage.memory_bytes));
+            }
+        }
+        out
+    }
+
+    /// Server shutdown: every sandbox goes; sessions stay live with their workspaces, and get
+    /// a new sandbox on their next use after a restart.
+    pub async fn shutdown(&self) {
+        let all: Vec<_> = self.live_map().drain().collect();
+        for (id, live) in all {
+            let sandbox = live.sandbox.lock().await.take();
+            if let Some(sandbox) = sandbox
+                && let Err(e) = sandbox.destroy().await
+            {
+                tracing::warn!(session.id = %id, error = %e, "destroying a session's sandbox at shutdown");
+            }
+        }
+    }
+}
+
+fn remove_dir(dir: &std::path::Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "removing a workspace"),
+    }
+}
