@@ -631,6 +631,73 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn file_messages_round_trip_through_json() {
+        let requests = [
+            Request::WriteFile {
+                req: 1,
+                path: WorkspacePath::parse("a/b").unwrap(),
+                mode: 0o644,
+                expect: Some(Precondition::Sha256("ab".repeat(32))),
+            },
+            Request::WriteFile {
+                req: 2,
+                path: WorkspacePath::parse("c").unwrap(),
+                mode: 0o600,
+                expect: Some(Precondition::Absent),
+            },
+            Request::Unpack {
+                req: 3,
+                path: None,
+                limits: UnpackLimits {
+                    max_entries: 10,
+                    max_total_bytes: 1 << 20,
+                    max_file_bytes: 1 << 10,
+                },
+            },
+        ];
+        for request in requests {
+            let json = serde_json::to_string(&request).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), request);
+        }
+        // A write from before preconditions existed still decodes.
+        let old: Request =
+            serde_json::from_str(r#"{"type":"write_file","req":1,"path":"x","mode":420}"#).unwrap();
+        assert!(matches!(old, Request::WriteFile { expect: None, .. }));
+        let replies = [
+            Reply::Tree(TreeListing {
+                entries: vec![TreeEntry {
+                    path: "a/b".into(),
+                    kind: EntryKind::File,
+                    size: 3,
+                    modified_ms: 1_700_000_000_000,
+                }],
+                truncated: true,
+            }),
+            Reply::Read {
+                sha256: "00".into(),
+            },
+            Reply::Unpacked(Unpacked {
+                entries: 2,
+                bytes: 5,
+            }),
+        ];
+        for reply in replies {
+            let json = serde_json::to_string(&reply).unwrap();
+            assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
+        }
+        for error in [
+            FileError::Conflict { current: None },
+            FileError::Conflict {
+                current: Some("ff".into()),
+            },
+            FileError::Refused("x".into()),
+        ] {
+            let json = serde_json::to_string(&error).unwrap();
+            assert_eq!(serde_json::from_str::<FileError>(&json).unwrap(), error);
+        }
+    }
+
     #[tokio::test]
     async fn async_and_blocking_readers_agree() {
         let frame = Frame::with_payload(

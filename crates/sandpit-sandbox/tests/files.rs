@@ -421,6 +421,13 @@ async fn move_renames_files_and_directories_within_the_workspace() {
         let message = assert_refused(sb.rename(&path("full"), &path(to), true).await, to);
         assert!(message.contains("into itself"), "{message}");
     }
+    // Over a directory that holds the source.
+    let message = assert_refused(
+        sb.rename(&path("full/pkg/one.py"), &path("full"), true)
+            .await,
+        "over an ancestor",
+    );
+    assert!(message.contains("holds it"), "{message}");
     let missing = sb
         .rename(&path("nope"), &path("x"), false)
         .await
@@ -1116,6 +1123,15 @@ async fn hostile_damaged_archives_are_refused_whole() {
     // A valid gzip of garbage (not a tar).
     let error = refused_unpack(sb, gz(&garbage), limits()).await;
     expect_refusal(error, "");
+    // More than one protocol frame can carry is refused before it is sent.
+    let huge = sb
+        .unpack(None, vec![0u8; 65 << 20], limits())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(huge, SandboxError::File(FileError::TooLarge(_))),
+        "{huge:?}"
+    );
     // The good one still works after all that.
     sb.unpack(None, good, limits()).await.unwrap();
     assert_eq!(tree(sb, None).await.len(), 20);

@@ -368,6 +368,12 @@ pub fn rename(from: &WorkspacePath, to: &WorkspacePath, overwrite: bool) -> Resu
             "cannot move a directory into itself".into(),
         ));
     }
+    // Replacing an ancestor would delete what is being moved before it moves.
+    if from.as_str().starts_with(&format!("{to}/")) {
+        return Err(FileError::Refused(
+            "cannot move something over a directory that holds it".into(),
+        ));
+    }
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -792,4 +798,52 @@ pub fn mkdir(path: &WorkspacePath) -> Result<(), FileError> {
     let full = check_no_links(path)?;
     fs::create_dir_all(full)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_stay_below_the_target() {
+        assert_eq!(archive_path(b"a/./b//c"), Ok(Some("a/b/c".into())));
+        assert_eq!(archive_path(b"./"), Ok(None));
+        assert_eq!(archive_path(b"."), Ok(None));
+        for bad in [
+            &b"../x"[..],
+            b"a/../../x",
+            b"a/..",
+            b"/abs",
+            b"//abs",
+            b"\xff\xfe",
+            b".sandpit-unpack-1/x",
+        ] {
+            assert!(
+                archive_path(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(archive_path("x/".repeat(600).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn capped_reader_stops_at_either_budget() {
+        let read = |data: &[u8], left: u64, step: u64| {
+            let over = Rc::new(Cell::new(false));
+            let mut reader = CappedReader {
+                inner: data,
+                left,
+                step: Rc::new(Cell::new(step)),
+                over: over.clone(),
+            };
+            let mut out = Vec::new();
+            let result = reader.read_to_end(&mut out).map(|_| out);
+            (result.is_ok(), over.get())
+        };
+        assert_eq!(read(b"12345", 5, 5), (true, false), "exactly at the caps");
+        assert_eq!(read(b"12345", 4, 100), (false, true), "over the total");
+        assert_eq!(read(b"12345", 100, 4), (false, true), "over the step");
+        assert_eq!(read(b"", 0, 0), (true, false));
+    }
 }
