@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::client::{AgentConnection, Process};
 use crate::error::SandboxError;
-use crate::protocol::DirEntry;
+use crate::protocol::{DirEntry, Precondition, TreeEntry, TreeListing, UnpackLimits, Unpacked};
 use crate::spec::{ProcessSpec, SandboxSpec, WorkspacePath};
 
 /// What a backend can do on this host, for start-up logs and `/readyz`.
@@ -70,6 +70,63 @@ pub trait Sandbox: Send + Sync {
         max_bytes: u64,
     ) -> Result<Vec<u8>, SandboxError> {
         self.agent().read_file(path, max_bytes).await
+    }
+
+    /// See [`AgentConnection::write_file_if`].
+    async fn write_file_if(
+        &self,
+        path: &WorkspacePath,
+        data: Vec<u8>,
+        mode: u32,
+        expect: Option<Precondition>,
+    ) -> Result<String, SandboxError> {
+        self.agent().write_file_if(path, data, mode, expect).await
+    }
+
+    async fn read_file_with_hash(
+        &self,
+        path: &WorkspacePath,
+        max_bytes: u64,
+    ) -> Result<(Vec<u8>, String), SandboxError> {
+        self.agent().read_file_with_hash(path, max_bytes).await
+    }
+
+    async fn tree(
+        &self,
+        dir: Option<&WorkspacePath>,
+        max_entries: u32,
+    ) -> Result<TreeListing, SandboxError> {
+        self.agent().tree(dir, max_entries).await
+    }
+
+    async fn stat(&self, path: &WorkspacePath) -> Result<TreeEntry, SandboxError> {
+        self.agent().stat(path).await
+    }
+
+    async fn rename(
+        &self,
+        from: &WorkspacePath,
+        to: &WorkspacePath,
+        overwrite: bool,
+    ) -> Result<(), SandboxError> {
+        self.agent().rename(from, to, overwrite).await
+    }
+
+    async fn pack(
+        &self,
+        dir: Option<&WorkspacePath>,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SandboxError> {
+        self.agent().pack(dir, max_bytes).await
+    }
+
+    async fn unpack(
+        &self,
+        dir: Option<&WorkspacePath>,
+        archive: Vec<u8>,
+        limits: UnpackLimits,
+    ) -> Result<Unpacked, SandboxError> {
+        self.agent().unpack(dir, archive, limits).await
     }
 
     async fn list(&self, dir: Option<&WorkspacePath>) -> Result<Vec<DirEntry>, SandboxError> {

@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SandboxError;
 use crate::protocol::{
-    AckBatcher, AgentSetup, DirEntry, Event, ExitInfo, FileError, Frame, Reply, Request, Stream,
-    encode, read_frame,
+    AckBatcher, AgentSetup, DirEntry, Event, ExitInfo, FileError, Frame, MAX_FRAME, Precondition,
+    ProtocolError, Reply, Request, Stream, TreeEntry, TreeListing, UnpackLimits, Unpacked, encode,
+    read_frame,
 };
 use crate::spec::{ProcessSpec, WorkspacePath};
 
@@ -166,6 +167,12 @@ impl AgentConnection {
         payload: Vec<u8>,
     ) -> Result<(Reply, Vec<u8>), SandboxError> {
         let req = self.next_id();
+        // Encoded first: a payload too large for a frame is the caller's error, and leaves no
+        // request waiting for an answer that never comes.
+        let bytes = encode(&Frame::with_payload(make(req), payload)).map_err(|e| match e {
+            ProtocolError::TooLarge(_) => SandboxError::File(FileError::TooLarge(MAX_FRAME as u64)),
+            e => e.into(),
+        })?;
         let (tx, rx) = oneshot::channel();
         {
             let mut r = lock(&self.inner.routes);
@@ -174,23 +181,51 @@ impl AgentConnection {
             }
             r.requests.insert(req, tx);
         }
-        self.send(Frame::with_payload(make(req), payload)).await?;
+        if self.inner.out.send(bytes).await.is_err() {
+            lock(&self.inner.routes).requests.remove(&req);
+            return Err(SandboxError::Lost);
+        }
         match rx.await {
             Ok(result) => result.map_err(SandboxError::File),
             Err(_) => Err(SandboxError::Lost),
         }
     }
 
+    /// Writes a file (replacing it atomically); see [`write_file_if`](Self::write_file_if).
     pub async fn write_file(
         &self,
         path: &WorkspacePath,
         data: Vec<u8>,
         mode: u32,
     ) -> Result<(), SandboxError> {
+        self.write_file_if(path, data, mode, None).await.map(drop)
+    }
+
+    /// Writes a file only if `expect` holds when the agent gets to it (else
+    /// [`FileError::Conflict`] with the current hash); returns the SHA-256 of the new contents.
+    pub async fn write_file_if(
+        &self,
+        path: &WorkspacePath,
+        data: Vec<u8>,
+        mode: u32,
+        expect: Option<Precondition>,
+    ) -> Result<String, SandboxError> {
         let path = path.clone();
-        self.request(|req| Request::WriteFile { req, path, mode }, data)
-            .await
-            .map(drop)
+        match self
+            .request(
+                |req| Request::WriteFile {
+                    req,
+                    path,
+                    mode,
+                    expect,
+                },
+                data,
+            )
+            .await?
+        {
+            (Reply::Written { sha256 }, _) => Ok(sha256),
+            (other, _) => Err(unexpected(other)),
+        }
     }
 
     pub async fn read_file(
@@ -198,8 +233,20 @@ impl AgentConnection {
         path: &WorkspacePath,
         max_bytes: u64,
     ) -> Result<Vec<u8>, SandboxError> {
+        self.read_file_with_hash(path, max_bytes)
+            .await
+            .map(|(data, _)| data)
+    }
+
+    /// Reads a file and the hex SHA-256 of what was read, for a later
+    /// [`Precondition::Sha256`].
+    pub async fn read_file_with_hash(
+        &self,
+        path: &WorkspacePath,
+        max_bytes: u64,
+    ) -> Result<(Vec<u8>, String), SandboxError> {
         let path = path.clone();
-        let (_, data) = self
+        match self
             .request(
                 |req| Request::ReadFile {
                     req,
@@ -208,8 +255,110 @@ impl AgentConnection {
                 },
                 Vec::new(),
             )
-            .await?;
-        Ok(data)
+            .await?
+        {
+            (Reply::Read { sha256 }, data) => Ok((data, sha256)),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// The tree below `dir` (`None`: the whole workspace), depth first with siblings sorted by
+    /// name, links listed and not followed, at most `max_entries` entries.
+    pub async fn tree(
+        &self,
+        dir: Option<&WorkspacePath>,
+        max_entries: u32,
+    ) -> Result<TreeListing, SandboxError> {
+        let path = dir.cloned();
+        match self
+            .request(
+                |req| Request::Tree {
+                    req,
+                    path,
+                    max_entries,
+                },
+                Vec::new(),
+            )
+            .await?
+        {
+            (Reply::Tree(tree), _) => Ok(tree),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Describes a path; a link at its end is described, not followed.
+    pub async fn stat(&self, path: &WorkspacePath) -> Result<TreeEntry, SandboxError> {
+        let path = path.clone();
+        match self
+            .request(|req| Request::Stat { req, path }, Vec::new())
+            .await?
+        {
+            (Reply::Stat { entry }, _) => Ok(entry),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Renames a file or directory; the parent of `to` is created. An existing `to` is
+    /// [`FileError::AlreadyExists`] unless `overwrite`.
+    pub async fn rename(
+        &self,
+        from: &WorkspacePath,
+        to: &WorkspacePath,
+        overwrite: bool,
+    ) -> Result<(), SandboxError> {
+        let (from, to) = (from.clone(), to.clone());
+        self.request(
+            |req| Request::Move {
+                req,
+                from,
+                to,
+                overwrite,
+            },
+            Vec::new(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A `.tar.gz` of `dir` (`None`: the workspace); [`FileError::TooLarge`] beyond `max_bytes`
+    /// (or what one frame can carry).
+    pub async fn pack(
+        &self,
+        dir: Option<&WorkspacePath>,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SandboxError> {
+        let path = dir.cloned();
+        match self
+            .request(
+                |req| Request::Pack {
+                    req,
+                    path,
+                    max_bytes,
+                },
+                Vec::new(),
+            )
+            .await?
+        {
+            (Reply::Packed { .. }, archive) => Ok(archive),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Unpacks a `.tar.gz` into `dir` (`None`: the workspace), all or nothing, within `limits`.
+    pub async fn unpack(
+        &self,
+        dir: Option<&WorkspacePath>,
+        archive: Vec<u8>,
+        limits: UnpackLimits,
+    ) -> Result<Unpacked, SandboxError> {
+        let path = dir.cloned();
+        match self
+            .request(|req| Request::Unpack { req, path, limits }, archive)
+            .await?
+        {
+            (Reply::Unpacked(done), _) => Ok(done),
+            (other, _) => Err(unexpected(other)),
+        }
     }
 
     pub async fn list(&self, dir: Option<&WorkspacePath>) -> Result<Vec<DirEntry>, SandboxError> {
@@ -219,7 +368,7 @@ impl AgentConnection {
             .await?
         {
             (Reply::List { entries }, _) => Ok(entries),
-            (other, _) => Err(SandboxError::Setup(format!("unexpected reply {other:?}"))),
+            (other, _) => Err(unexpected(other)),
         }
     }
 
@@ -247,6 +396,12 @@ impl AgentConnection {
     pub fn is_closed(&self) -> bool {
         lock(&self.inner.routes).closed
     }
+}
+
+fn unexpected(reply: Reply) -> SandboxError {
+    SandboxError::Protocol(ProtocolError::Malformed(format!(
+        "unexpected reply {reply:?}"
+    )))
 }
 
 fn lock(m: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {

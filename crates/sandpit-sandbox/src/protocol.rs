@@ -67,11 +67,15 @@ pub enum Request {
         id: u32,
         bytes: u64,
     },
-    /// Payload: the new contents. Parent directories are created.
+    /// Payload: the new contents. Parent directories are created. The file is replaced
+    /// atomically (readers see the old or the new contents, never a mix), and only if `expect`
+    /// holds at that moment. Answered with [`Reply::Written`].
     WriteFile {
         req: u32,
         path: WorkspacePath,
         mode: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect: Option<Precondition>,
     },
     ReadFile {
         req: u32,
@@ -91,6 +95,38 @@ pub enum Request {
     Mkdir {
         req: u32,
         path: WorkspacePath,
+    },
+    /// Lists a directory tree (`None`: the whole workspace) depth first, siblings sorted by
+    /// name, without following links; at most `max_entries` entries.
+    Tree {
+        req: u32,
+        path: Option<WorkspacePath>,
+        max_entries: u32,
+    },
+    /// Describes one path without following a link at its end.
+    Stat {
+        req: u32,
+        path: WorkspacePath,
+    },
+    /// Renames a file or directory within the workspace; the parent of `to` is created.
+    Move {
+        req: u32,
+        from: WorkspacePath,
+        to: WorkspacePath,
+        overwrite: bool,
+    },
+    /// Archives a directory (`None`: the workspace) as `.tar.gz`: the reply's payload.
+    Pack {
+        req: u32,
+        path: Option<WorkspacePath>,
+        max_bytes: u64,
+    },
+    /// Payload: a `.tar.gz` to unpack into a directory (`None`: the workspace), created if
+    /// missing. Existing files of the same name are replaced; all or nothing.
+    Unpack {
+        req: u32,
+        path: Option<WorkspacePath>,
+        limits: UnpackLimits,
     },
     /// Kills every process and empties the workspace, `/tmp` and `/dev/shm`, so the box can be
     /// handed to someone else with no trace of the previous use.
@@ -145,13 +181,76 @@ pub enum Stream {
     Stderr,
 }
 
-/// Successful answers to file and reset requests. `Read` carries the bytes as payload.
+/// Successful answers to file and reset requests. `Read` and `Packed` carry bytes as payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
     Ok,
-    Read,
-    List { entries: Vec<DirEntry> },
+    /// `sha256`: hex digest of the contents, for a later [`Precondition::Sha256`].
+    Read {
+        sha256: String,
+    },
+    /// `sha256`: hex digest of what was written.
+    Written {
+        sha256: String,
+    },
+    List {
+        entries: Vec<DirEntry>,
+    },
+    Tree(TreeListing),
+    Stat {
+        entry: TreeEntry,
+    },
+    /// `entries`: how many entries the archive holds.
+    Packed {
+        entries: u32,
+    },
+    Unpacked(Unpacked),
+}
+
+/// A directory tree, possibly cut short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeListing {
+    pub entries: Vec<TreeEntry>,
+    /// More entries exist beyond `max_entries`.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    /// Relative to the workspace, `/`-separated.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Bytes of a regular file; 0 for anything else.
+    pub size: u64,
+    /// Last modification, unix milliseconds.
+    pub modified_ms: i64,
+}
+
+/// What must hold for a write to go ahead (optimistic concurrency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Precondition {
+    /// The file exists with contents of this hex SHA-256 (as from [`Reply::Read`]).
+    Sha256(String),
+    /// Nothing exists at the path.
+    Absent,
+}
+
+/// Bounds on what an uploaded archive may unpack to, counted as it is decompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpackLimits {
+    pub max_entries: u32,
+    /// Sum of the sizes of all files.
+    pub max_total_bytes: u64,
+    pub max_file_bytes: u64,
+}
+
+/// What an unpack wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unpacked {
+    pub entries: u32,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +283,10 @@ pub enum FileError {
     IsADirectory,
     #[error("larger than {0} bytes")]
     TooLarge(u64),
+    /// A write's [`Precondition`] did not hold; `current` is the hex SHA-256 of what is there
+    /// (`None`: nothing, or not a regular file).
+    #[error("the file changed since it was read")]
+    Conflict { current: Option<String> },
     #[error("the workspace is full")]
     NoSpace,
     #[error("refused: {0}")]
@@ -530,6 +633,73 @@ mod tests {
             decoder.next_frame::<Request>(),
             Err(ProtocolError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn file_messages_round_trip_through_json() {
+        let requests = [
+            Request::WriteFile {
+                req: 1,
+                path: WorkspacePath::parse("a/b").unwrap(),
+                mode: 0o644,
+                expect: Some(Precondition::Sha256("ab".repeat(32))),
+            },
+            Request::WriteFile {
+                req: 2,
+                path: WorkspacePath::parse("c").unwrap(),
+                mode: 0o600,
+                expect: Some(Precondition::Absent),
+            },
+            Request::Unpack {
+                req: 3,
+                path: None,
+                limits: UnpackLimits {
+                    max_entries: 10,
+                    max_total_bytes: 1 << 20,
+                    max_file_bytes: 1 << 10,
+                },
+            },
+        ];
+        for request in requests {
+            let json = serde_json::to_string(&request).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), request);
+        }
+        // A write from before preconditions existed still decodes.
+        let old: Request =
+            serde_json::from_str(r#"{"type":"write_file","req":1,"path":"x","mode":420}"#).unwrap();
+        assert!(matches!(old, Request::WriteFile { expect: None, .. }));
+        let replies = [
+            Reply::Tree(TreeListing {
+                entries: vec![TreeEntry {
+                    path: "a/b".into(),
+                    kind: EntryKind::File,
+                    size: 3,
+                    modified_ms: 1_700_000_000_000,
+                }],
+                truncated: true,
+            }),
+            Reply::Read {
+                sha256: "00".into(),
+            },
+            Reply::Unpacked(Unpacked {
+                entries: 2,
+                bytes: 5,
+            }),
+        ];
+        for reply in replies {
+            let json = serde_json::to_string(&reply).unwrap();
+            assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
+        }
+        for error in [
+            FileError::Conflict { current: None },
+            FileError::Conflict {
+                current: Some("ff".into()),
+            },
+            FileError::Refused("x".into()),
+        ] {
+            let json = serde_json::to_string(&error).unwrap();
+            assert_eq!(serde_json::from_str::<FileError>(&json).unwrap(), error);
+        }
     }
 
     #[tokio::test]

@@ -176,9 +176,21 @@ async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
                 let _ = sys::set_winsize(pty.get_ref().as_fd(), rows, cols);
             }
         }
-        Request::WriteFile { req, path, mode } => {
-            let result = as_user(state, || files::write(&path, &frame.payload, mode));
-            reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        Request::WriteFile {
+            req,
+            path,
+            mode,
+            expect,
+        } => {
+            let result = as_user(state, || {
+                files::write(&path, &frame.payload, mode, expect.as_ref())
+            });
+            reply(
+                out,
+                req,
+                result.map(|sha256| (Reply::Written { sha256 }, Vec::new())),
+            )
+            .await;
         }
         Request::ReadFile {
             req,
@@ -186,7 +198,12 @@ async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
             max_bytes,
         } => {
             let result = as_user(state, || files::read(&path, max_bytes));
-            reply(out, req, result.map(|data| (Reply::Read, data))).await;
+            reply(
+                out,
+                req,
+                result.map(|(data, sha256)| (Reply::Read { sha256 }, data)),
+            )
+            .await;
         }
         Request::List { req, path } => {
             let result = as_user(state, || files::list(path.as_ref()));
@@ -204,6 +221,56 @@ async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
         Request::Mkdir { req, path } => {
             let result = as_user(state, || files::mkdir(&path));
             reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        }
+        Request::Tree {
+            req,
+            path,
+            max_entries,
+        } => {
+            let result = as_user(state, || files::tree(path.as_ref(), max_entries));
+            reply(out, req, result.map(|tree| (Reply::Tree(tree), Vec::new()))).await;
+        }
+        Request::Stat { req, path } => {
+            let result = as_user(state, || files::stat(&path));
+            reply(
+                out,
+                req,
+                result.map(|entry| (Reply::Stat { entry }, Vec::new())),
+            )
+            .await;
+        }
+        Request::Move {
+            req,
+            from,
+            to,
+            overwrite,
+        } => {
+            let result = as_user(state, || files::rename(&from, &to, overwrite));
+            reply(out, req, result.map(|()| (Reply::Ok, Vec::new()))).await;
+        }
+        Request::Pack {
+            req,
+            path,
+            max_bytes,
+        } => {
+            let result = as_user(state, || files::pack(path.as_ref(), max_bytes));
+            reply(
+                out,
+                req,
+                result.map(|(archive, entries)| (Reply::Packed { entries }, archive)),
+            )
+            .await;
+        }
+        Request::Unpack { req, path, limits } => {
+            let result = as_user(state, || {
+                files::unpack(path.as_ref(), &frame.payload, limits)
+            });
+            reply(
+                out,
+                req,
+                result.map(|done| (Reply::Unpacked(done), Vec::new())),
+            )
+            .await;
         }
         Request::Reset { req } => {
             let result = reset(state).map_err(|e| FileError::Io(e.to_string()));
