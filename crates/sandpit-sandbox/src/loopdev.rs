@@ -56,9 +56,9 @@ async fn run(program: &Path, args: &[&std::ffi::OsStr]) -> Result<String, Sandbo
     }
 }
 
-/// Makes `dir` and an empty image of `bytes` in it, unless the image exists (its size was
-/// fixed when it was made). Returns the image's path.
-pub async fn prepare(dir: &Path, bytes: u64) -> Result<PathBuf, SandboxError> {
+/// Makes `dir` and an empty image of `bytes` with room for `max_files` entries in it, unless the
+/// image exists (its size was fixed when it was made). Returns the image's path.
+pub async fn prepare(dir: &Path, bytes: u64, max_files: u64) -> Result<PathBuf, SandboxError> {
     if bytes < MIN_IMAGE_BYTES {
         return Err(SandboxError::Setup(format!(
             "a persistent workspace needs at least {MIN_IMAGE_BYTES} bytes"
@@ -88,6 +88,7 @@ pub async fn prepare(dir: &Path, bytes: u64) -> Result<PathBuf, SandboxError> {
         .map_err(|e| io("sizing an image in", e))?;
     drop(file);
     let mkfs = tool("mkfs.ext4")?;
+    let inodes = max_files.saturating_add(16).to_string();
     run(
         &mkfs,
         &[
@@ -96,6 +97,9 @@ pub async fn prepare(dir: &Path, bytes: u64) -> Result<PathBuf, SandboxError> {
             // No blocks reserved for root: the learner gets the whole size.
             "-m".as_ref(),
             "0".as_ref(),
+            // Inodes bound the number of entries; a few more for the filesystem's own.
+            "-N".as_ref(),
+            inodes.as_ref(),
             "-E".as_ref(),
             "lazy_itable_init=1,lazy_journal_init=1".as_ref(),
             fresh.as_os_str(),

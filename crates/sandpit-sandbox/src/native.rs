@@ -202,8 +202,8 @@ impl NativeBackend {
         })?;
         let device = match &spec.workspace {
             WorkspaceSpec::Ephemeral => None,
-            WorkspaceSpec::Persistent { dir } => {
-                let image = loopdev::prepare(dir, spec.limits.workspace_bytes).await?;
+            WorkspaceSpec::Persistent { dir, max_files } => {
+                let image = loopdev::prepare(dir, spec.limits.workspace_bytes, *max_files).await?;
                 Some(LoopDevice::attach(&image).await?)
             }
         };

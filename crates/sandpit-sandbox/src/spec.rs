@@ -39,7 +39,9 @@ pub enum WorkspaceSpec {
     /// own mount namespace, so the host never mounts it or opens a file in it. A persistent
     /// workspace survives [`reset`](crate::Sandbox::reset); only one sandbox may use a `dir`
     /// at a time.
-    Persistent { dir: PathBuf },
+    /// `max_files` bounds the entries (files, directories, links) it can ever hold, however
+    /// they are made (the native backend sizes the filesystem's inode table with it).
+    Persistent { dir: PathBuf, max_files: u64 },
 }
 
 /// The root filesystem of a sandbox.

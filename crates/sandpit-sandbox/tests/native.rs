@@ -984,6 +984,7 @@ async fn a_persistent_workspace_outlives_its_sandbox() {
     let box_spec = SandboxSpec {
         workspace: WorkspaceSpec::Persistent {
             dir: dir.path().join("ws"),
+            max_files: 100,
         },
         ..SandboxSpec::new(small())
     };
@@ -1016,6 +1017,17 @@ async fn a_persistent_workspace_outlives_its_sandbox() {
         text(&fill.stdout).contains("No space left"),
         "{}",
         describe(&fill)
+    );
+    // And limited in entries, however they are made.
+    let many = sh_ok(
+        first.as_ref(),
+        "mkdir many; i=0; while [ $i -lt 300 ]; do touch many/$i 2>/dev/null || break; i=$((i+1)); done; echo $i; rm -rf many",
+    )
+    .await;
+    let made: u32 = many.trim().parse().unwrap();
+    assert!(
+        (90..=140).contains(&made),
+        "{made} entries fitted in a 100-file workspace"
     );
     // The host mounted nothing; the image is not held open by the host either.
     assert!(host_mounts_mentioning(first.id()).is_empty());

@@ -56,6 +56,11 @@ pub struct SessionsConfig {
     pub cpu_millicores: u32,
     pub workspace_mb: u64,
     pub tmp_mb: u64,
+    /// Workspace files: entries a workspace can hold (files, directories, links — however made),
+    /// largest file through the files API, largest archive upload or download.
+    pub max_files: u64,
+    pub max_file_bytes: u64,
+    pub max_archive_bytes: u64,
     /// `POST /sessions/{id}/exec`: default and largest timeout, output cap.
     pub exec_default_timeout_ms: u64,
     pub exec_max_timeout_ms: u64,
@@ -74,6 +79,9 @@ impl Default for SessionsConfig {
             cpu_millicores: 1000,
             workspace_mb: 256,
             tmp_mb: 64,
+            max_files: 10_000,
+            max_file_bytes: 8 << 20,
+            max_archive_bytes: 32 << 20,
             exec_default_timeout_ms: 10_000,
             exec_max_timeout_ms: 120_000,
             exec_output_bytes: 1 << 20,
@@ -484,6 +492,16 @@ impl Config {
                 "max_per_user, default_ttl_seconds and reap_interval_seconds must be above 0, default_ttl_seconds at most max_ttl_seconds",
             ));
         }
+        if sessions.max_files < 16
+            || sessions.max_file_bytes == 0
+            || sessions.max_archive_bytes == 0
+            || sessions.max_archive_bytes > 60 << 20
+        {
+            return Err(invalid(
+                "sessions",
+                "max_files must be at least 16, max_file_bytes above 0, max_archive_bytes between 1 and 62914560",
+            ));
+        }
         if sessions.memory_mb < 32 || sessions.processes == 0 || sessions.workspace_mb < 8 {
             return Err(invalid(
                 "sessions",
@@ -775,6 +793,11 @@ processes = 256
 cpu_millicores = 1000
 workspace_mb = 256
 tmp_mb = 64
+# Entries a workspace can hold (however they are made), largest file through the files API,
+# largest archive upload or download (bytes).
+max_files = 10000
+max_file_bytes = 8388608
+max_archive_bytes = 33554432
 # POST /api/v1/sessions/{id}/exec: default and largest timeout, output cap (bytes).
 exec_default_timeout_ms = 10000
 exec_max_timeout_ms = 120000

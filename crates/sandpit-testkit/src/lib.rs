@@ -354,13 +354,24 @@ pub fn agent_argv() -> Vec<String> {
             .and_then(Path::parent)
             .expect("test executable is in target/<profile>/deps");
         let agent = dir.join("sandpit-agent");
-        if !agent.exists() {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        // Older than this test binary: the sandbox crate may have changed since it was built
+        // (building a test target does not rebuild another crate's binary), so let cargo decide.
+        let stale = match (modified(&agent), modified(&exe)) {
+            (Some(agent_time), Some(exe_time)) => agent_time < exe_time,
+            _ => true,
+        };
+        if stale {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
                 .args(["build", "-p", "sandpit-sandbox", "--bin", "sandpit-agent"])
                 .status()
                 .expect("running cargo to build sandpit-agent");
             assert!(status.success(), "building sandpit-agent failed");
+            // Up to date now, even if cargo had nothing to do: later test processes skip it.
+            if let Ok(file) = std::fs::File::options().append(true).open(&agent) {
+                let _ = file.set_modified(std::time::SystemTime::now());
+            }
         }
         agent
     });

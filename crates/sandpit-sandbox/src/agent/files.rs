@@ -782,8 +782,10 @@ pub fn list(path: Option<&WorkspacePath>) -> Result<Vec<DirEntry>, FileError> {
     Ok(entries)
 }
 
+/// Removes a file, a directory tree, or a link itself (the last component may be a link:
+/// unlinking it never touches its target; earlier components may not).
 pub fn remove(path: &WorkspacePath) -> Result<(), FileError> {
-    let full = check_no_links(path)?;
+    let full = check_links(path, false)?;
     let meta = fs::symlink_metadata(&full)?;
     if meta.is_dir() {
         // remove_dir_all does not follow links inside the tree.

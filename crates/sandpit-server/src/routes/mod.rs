@@ -2,6 +2,7 @@
 //! cross-cutting layers (request id, tracing, panics, CORS, body limit, metrics, auth, limits).
 
 mod auth;
+mod files;
 mod github;
 mod ops;
 mod runs;
@@ -85,14 +86,25 @@ pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
         .merge(users::router())
         .merge(runs::router(state))
         .merge(sessions::router())
+        .merge(files::router(state))
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api)
         .merge(ops::router())
         .routes(routes!(openapi_json))
         .routes(routes!(api_docs))
-        .split_for_parts()
+        .split_for_parts();
+    (router, openapi_path_params(doc))
+}
+
+/// axum names a catch-all parameter `{*path}`; OpenAPI knows only `{path}`.
+fn openapi_path_params(mut doc: OpenApiDoc) -> OpenApiDoc {
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    doc
 }
 
 /// The OpenAPI document of this API.

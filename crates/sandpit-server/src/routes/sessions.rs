@@ -11,7 +11,7 @@ use uuid::Uuid;
 use sandpit_sandbox::{ProcessLimits, ProcessSpec, WorkspacePath};
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path, Query};
+use crate::error::{ApiError, ApiResult, Body, ErrorEnvelope, Json, Path, Query};
 use crate::runs::model::Stage;
 use crate::sessions::model::{CreateSession, ExecRequest, ExtendSession, SessionView};
 use crate::sessions::sandbox_error;
@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create_session(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
     let req: CreateSession = optional_json(&body)?;
     let view = state
@@ -133,7 +133,7 @@ async fn extend_session(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
     Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> ApiResult<Json<SessionView>> {
     let req: ExtendSession = optional_json(&body)?;
     let view = state

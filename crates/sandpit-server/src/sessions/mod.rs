@@ -4,6 +4,7 @@
 //! its sandbox died), ends sessions (by the user, the reaper, or a failure) and reconciles disk
 //! and store at start-up.
 
+pub mod files;
 pub mod model;
 
 use std::collections::HashMap;
@@ -24,6 +25,20 @@ use model::SessionView;
 
 /// The only environment so far: the host's system directories, read-only.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
+
+/// Files a new workspace of an environment starts with (and `ensure-default` restores).
+pub fn default_files(environment: &str) -> &'static [(&'static str, &'static str)] {
+    match environment {
+        DEFAULT_ENVIRONMENT => &[(
+            "README.md",
+            "# Your sandpit workspace\n\n\
+             Files here are kept for the life of the session, across reconnects and server \
+             restarts. The terminal starts in this directory; `python3`, `node`, `gcc` and \
+             friends are installed when the server has them.\n",
+        )],
+        _ => &[],
+    }
+}
 
 pub struct Sessions {
     config: SessionsConfig,
@@ -108,6 +123,7 @@ impl Sessions {
         SandboxSpec {
             workspace: WorkspaceSpec::Persistent {
                 dir: self.workspace_dir(id),
+                max_files: c.max_files,
             },
             ..SandboxSpec::new(SandboxLimits {
                 memory_bytes: c.memory_mb << 20,
@@ -182,7 +198,11 @@ impl Sessions {
             }
             Err(e) => return Err(ApiError::internal(e)),
         };
-        match self.sandbox_of_session(&session).await {
+        let started = async {
+            let sandbox = self.sandbox_of_session(&session).await?;
+            write_defaults(sandbox.as_ref(), &session.environment).await
+        };
+        match started.await {
             Ok(_) => Ok(self.view(&session)),
             Err(e) => {
                 // A session that never got a sandbox is of no use: end it, keep nothing.
@@ -266,6 +286,20 @@ impl Sessions {
         tracing::info!(session.id = %session.id, sandbox = sandbox.id(), "session sandbox started");
         *slot = Some(sandbox.clone());
         Ok(sandbox)
+    }
+
+    /// Writes the environment's default files into a caller's empty workspace.
+    pub async fn restore_default_files(&self, user_id: Uuid, id: Uuid) -> Result<usize, ApiError> {
+        let session = self.get_live(user_id, id).await?;
+        let sandbox = self.sandbox_of_session(&session).await?;
+        let listing = sandbox.tree(None, 1).await.map_err(sandbox_error)?;
+        if !listing.entries.is_empty() {
+            return Err(ApiError::Refused {
+                code: "workspace_not_empty",
+                message: "default files are only restored into an empty workspace".into(),
+            });
+        }
+        write_defaults(sandbox.as_ref(), &session.environment).await
     }
 
     /// Extends a caller's live session to now + ttl (never shortens it).
@@ -438,6 +472,18 @@ impl Sessions {
             }
         }
     }
+}
+
+async fn write_defaults(sandbox: &dyn Sandbox, environment: &str) -> Result<usize, ApiError> {
+    let files = default_files(environment);
+    for (name, content) in files {
+        let path = sandpit_sandbox::WorkspacePath::parse(name).map_err(ApiError::internal)?;
+        sandbox
+            .write_file(&path, content.as_bytes().to_vec(), 0o644)
+            .await
+            .map_err(sandbox_error)?;
+    }
+    Ok(files.len())
 }
 
 fn remove_dir(dir: &std::path::Path) {

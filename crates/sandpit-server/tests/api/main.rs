@@ -8,6 +8,7 @@
 
 mod auth;
 mod bad_input;
+mod files;
 mod github;
 mod helpers;
 mod hostile_runs;
