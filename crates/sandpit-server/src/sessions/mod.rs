@@ -414,7 +414,8 @@ impl Sessions {
         if let Ok(entries) = std::fs::read_dir(&self.workspaces) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !keep.contains(&name) {
+                // Dot names are the backend's own (spare images), not workspaces.
+                if !keep.contains(&name) && !name.starts_with('.') {
                     tracing::info!(workspace = %name, "removing an orphaned workspace");
                     remove_dir(&entry.path());
                 }

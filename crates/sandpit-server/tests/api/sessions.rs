@@ -28,6 +28,8 @@ fn workspaces(app: &TestApp) -> Vec<String> {
         Ok(entries) => entries
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            // The backend's spare images, not workspaces.
+            .filter(|name| !name.starts_with('.'))
             .collect(),
         Err(_) => Vec::new(),
     }
