@@ -15,6 +15,7 @@ pub mod sandbox;
 mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod terminal;
 
 pub use config::Config;
 pub use startup::{App, open_store};
