@@ -526,6 +526,29 @@ async fn a_flood_is_bounded_for_a_silent_client_and_ctrl_c_stops_it() {
 }
 
 #[tokio::test]
+async fn a_second_client_is_served_while_a_background_job_floods() {
+    let term = Terminal::start(11, config()).await;
+    let mut flooder = term.connect().await;
+    flooder.until_prompt().await;
+    flooder.type_in("yes &\r").await;
+    let mut flooded = 0u64;
+    patiently("the flood", async {
+        while flooded < 256 << 10 {
+            if let Got::Bytes(bytes) = flooder.next().await {
+                flooded += bytes.len() as u64;
+            }
+        }
+    })
+    .await;
+    // The shell is still reading commands: another client stops the flood, then computes.
+    let mut second = term.connect().await;
+    second.type_in("kill $!; echo $((6*7))\r").await;
+    second.until_output("42").await;
+    flooder.until_output("42").await;
+    term.sandbox.destroy().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_client_that_catches_up_gets_a_snapshot_instead_of_the_missed_bytes() {
     let term = Terminal::start(6, config()).await;
     let mut writer = term.connect().await;

@@ -25,6 +25,10 @@ use tokio::time::Instant;
 use super::protocol::{Deliver, Flow, TokenBucket, clamp_size};
 use super::{TerminalConfig, TerminalError, screen};
 
+/// Output events read ahead of the hub (each at most the agent's 32 KiB read).
+const EVENT_QUEUE: usize = 16;
+/// Queued output is merged into chunks of about this size (at most twice it).
+const COALESCE_BYTES: usize = 32 << 10;
 /// How long a hung-up shell may take to exit before it gets SIGKILL.
 const HANGUP_PATIENCE: Duration = Duration::from_secs(2);
 /// How long to wait for the exit after SIGKILL before reporting the hub closed anyway.
@@ -247,9 +251,10 @@ enum Reason {
 /// nobody attached, or someone closes the hub.
 async fn run(hub: Arc<TerminalHub>, process: Process) {
     // `Process::next_event` acknowledges output as it goes and must not be cancelled halfway,
-    // so a reader task owns it and hands events over one at a time: while this task pauses,
-    // the reader waits, the agent's window fills and the PTY blocks the writer.
-    let (tx, mut events) = mpsc::channel(1);
+    // so a reader task owns it and hands events over through a short queue: while this task
+    // pauses, the queue fills, the reader waits, the agent's window fills and the PTY blocks
+    // the writer.
+    let (tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let reader = tokio::spawn(read_events(process, tx));
     let mut clients = hub.clients.subscribe();
     let mut close = hub.close.subscribe();
@@ -273,9 +278,26 @@ async fn run(hub: Arc<TerminalHub>, process: Process) {
                 idle_since = (count == 0).then(Instant::now);
             }
             event = events.recv() => match event {
-                Some(ProcessEvent::Output(_, bytes)) => {
+                Some(ProcessEvent::Output(_, mut bytes)) => {
+                    // A flood arrives as many small PTY reads; one screen update and one frame
+                    // per client for what is already queued costs far less than one per read.
+                    let mut exit = None;
+                    while bytes.len() < COALESCE_BYTES {
+                        match events.try_recv() {
+                            Ok(ProcessEvent::Output(_, more)) => bytes.extend_from_slice(&more),
+                            Ok(ProcessEvent::Exited(e)) => {
+                                exit = Some(e);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     let len = bytes.len() as u64;
                     hub.output(bytes);
+                    if let Some(exit) = exit {
+                        hub.end(Some(exit));
+                        return;
+                    }
                     let pause = bucket.take(std::time::Instant::now(), len);
                     if !pause.is_zero() {
                         tokio::select! {
