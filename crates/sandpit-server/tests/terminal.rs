@@ -18,7 +18,7 @@ use sandpit_sandbox::{
     SandboxSpec, StdioMode,
 };
 use sandpit_server::terminal::protocol::{MAX_CONTROL_BYTES, MAX_INPUT_BYTES};
-use sandpit_server::terminal::{TerminalConfig, TerminalError, TerminalHub, socket};
+use sandpit_server::terminal::{ShellEnd, TerminalConfig, TerminalError, TerminalHub, socket};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -645,7 +645,10 @@ async fn clients_are_told_when_the_shell_exits() {
         assert_eq!(exit, json!({"type": "exit", "code": 3, "signal": null}));
         assert_eq!(c.until_closed().await, Some(1000));
     }
-    assert_eq!(term.hub.exited().unwrap().unwrap().code, Some(3));
+    let Some(ShellEnd::Exited(exit)) = term.hub.exited() else {
+        panic!("{:?}", term.hub.exited())
+    };
+    assert_eq!(exit.code, Some(3));
     assert!(matches!(term.hub.attach(false), Err(TerminalError::Closed)));
     // A late client is told the terminal has ended.
     let url = format!("ws://{}/terminal", term.addr);
@@ -675,7 +678,9 @@ async fn the_shell_ends_after_the_grace_period_with_nobody_attached() {
     client.until_prompt().await;
     drop(client);
     patiently("the hub closing", term.hub.closed()).await;
-    let exit = term.hub.exited().unwrap().unwrap();
+    let Some(ShellEnd::Exited(exit)) = term.hub.exited() else {
+        panic!("{:?}", term.hub.exited())
+    };
     assert_eq!(exit.signal, Some(libc::SIGHUP), "{exit:?}");
     assert!(matches!(term.hub.attach(false), Err(TerminalError::Closed)));
     patiently("the shell's job ending", async {

@@ -44,8 +44,28 @@ pub enum HubEvent {
     Snapshot(Bytes),
     /// The terminal was resized (by any writer).
     Resized { rows: u16, cols: u16 },
-    /// The shell ended; nothing follows. `None` when the sandbox was lost.
-    Exit(Option<ExitInfo>),
+    /// The shell ended; nothing follows.
+    Exit(ShellEnd),
+}
+
+/// How a hub's shell ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellEnd {
+    /// It exited (by itself, or after the hub hung up on it).
+    Exited(ExitInfo),
+    /// The sandbox's agent went away (the sandbox was destroyed or crashed), or the shell
+    /// outlived SIGKILL.
+    Lost,
+}
+
+impl ShellEnd {
+    /// The exit code and signal as clients are told them: both `None` when lost.
+    pub fn code_and_signal(&self) -> (Option<i32>, Option<i32>) {
+        match self {
+            Self::Exited(exit) => (exit.code, exit.signal),
+            Self::Lost => (None, None),
+        }
+    }
 }
 
 struct Client {
@@ -57,8 +77,8 @@ struct State {
     parser: vt100::Parser,
     clients: HashMap<u64, Client>,
     next_client: u64,
-    /// Set once the shell has ended: `Some(exit)` (inner `None`: the sandbox was lost).
-    ended: Option<Option<ExitInfo>>,
+    /// Set once the shell has ended.
+    ended: Option<ShellEnd>,
 }
 
 /// One shell and its clients. See the module docs.
@@ -167,7 +187,7 @@ impl TerminalHub {
         }
     }
 
-    fn end(&self, exit: Option<ExitInfo>) {
+    fn end(&self, exit: ShellEnd) {
         let mut state = self.lock();
         state.ended = Some(exit.clone());
         for (_, client) in state.clients.drain() {
@@ -216,8 +236,8 @@ impl TerminalHub {
         self.lock().clients.len()
     }
 
-    /// How the shell ended, once it has: `Some(None)` if the sandbox was lost.
-    pub fn exited(&self) -> Option<Option<ExitInfo>> {
+    /// How the shell ended, once it has.
+    pub fn exited(&self) -> Option<ShellEnd> {
         self.lock().ended.clone()
     }
 
@@ -295,7 +315,7 @@ async fn run(hub: Arc<TerminalHub>, process: Process) {
                     let len = bytes.len() as u64;
                     hub.output(bytes);
                     if let Some(exit) = exit {
-                        hub.end(Some(exit));
+                        hub.end(ShellEnd::Exited(exit));
                         return;
                     }
                     let pause = bucket.take(std::time::Instant::now(), len);
@@ -308,12 +328,12 @@ async fn run(hub: Arc<TerminalHub>, process: Process) {
                 }
                 Some(ProcessEvent::Exited(exit)) => {
                     tracing::debug!(exit.code = ?exit.code, exit.signal = ?exit.signal, "shell exited");
-                    hub.end(Some(exit));
+                    hub.end(ShellEnd::Exited(exit));
                     return;
                 }
                 None => {
                     tracing::warn!("sandbox lost under a terminal");
-                    hub.end(None);
+                    hub.end(ShellEnd::Lost);
                     return;
                 }
             }
@@ -337,20 +357,20 @@ async fn read_events(mut process: Process, tx: mpsc::Sender<ProcessEvent>) {
 
 /// SIGHUP to the shell's process group (a shell passes it on to its jobs), then SIGKILL if it
 /// lingers. Output meanwhile still reaches the screen model, unpaced.
-async fn hang_up(hub: &TerminalHub, events: &mut mpsc::Receiver<ProcessEvent>) -> Option<ExitInfo> {
+async fn hang_up(hub: &TerminalHub, events: &mut mpsc::Receiver<ProcessEvent>) -> ShellEnd {
     for (signal, patience) in [
         (libc::SIGHUP, HANGUP_PATIENCE),
         (libc::SIGKILL, KILL_PATIENCE),
     ] {
         if hub.control.signal(signal).await.is_err() {
-            return None;
+            return ShellEnd::Lost;
         }
         let waited = tokio::time::timeout(patience, async {
             loop {
                 match events.recv().await {
                     Some(ProcessEvent::Output(_, bytes)) => hub.output(bytes),
-                    Some(ProcessEvent::Exited(exit)) => return Some(exit),
-                    None => return None,
+                    Some(ProcessEvent::Exited(exit)) => return ShellEnd::Exited(exit),
+                    None => return ShellEnd::Lost,
                 }
             }
         })
@@ -360,7 +380,7 @@ async fn hang_up(hub: &TerminalHub, events: &mut mpsc::Receiver<ProcessEvent>) -
         }
     }
     tracing::warn!("a terminal's shell did not exit after SIGKILL");
-    None
+    ShellEnd::Lost
 }
 
 /// Returns once the hub is asked to close.

@@ -21,7 +21,7 @@ pub mod protocol;
 pub mod screen;
 pub mod socket;
 
-pub use hub::{Attachment, HubEvent, TerminalHub};
+pub use hub::{Attachment, HubEvent, ShellEnd, TerminalHub};
 
 /// How terminals behave; one per server (the sessions config carries it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

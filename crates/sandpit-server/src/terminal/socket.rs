@@ -3,9 +3,12 @@
 //! only does the I/O. The protocol is described in `docs/terminal-protocol.md`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures::{Sink, SinkExt, StreamExt};
+use tokio::time::Instant;
 
 use super::hub::{Attachment, HubEvent, TerminalHub};
 use super::protocol::{Control, ServerMessage, Violation, check_input, parse_control};
@@ -17,6 +20,15 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Normal closure: the shell ended.
 const CLOSE_NORMAL: u16 = 1000;
+/// Going away: the client was silent too long.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// How often the server pings; browsers answer WebSocket pings by themselves.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// A client not heard from (no message, no pong) for this long is taken as gone, say a laptop
+/// that went to sleep, so it detaches and the grace period can start.
+const SILENCE_LIMIT: Duration = Duration::from_secs(90);
+/// A client that does not take a message within this long has stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Applies the transport limits to an upgrade; route handlers call this before `on_upgrade`.
 pub fn limit(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
@@ -25,8 +37,8 @@ pub fn limit(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(MAX_MESSAGE_BYTES)
 }
 
-/// Serves one client until it leaves, breaks the protocol, or the shell ends. A read-only
-/// client sees everything but its input and resizes are ignored.
+/// Serves one client until it leaves, breaks the protocol, goes silent, or the shell ends. A
+/// read-only client sees everything but its input and resizes are ignored.
 #[tracing::instrument(skip_all, fields(terminal.read_only = read_only))]
 pub async fn serve(socket: WebSocket, hub: Arc<TerminalHub>, read_only: bool) {
     let (mut sink, mut stream) = socket.split();
@@ -35,8 +47,8 @@ pub async fn serve(socket: WebSocket, hub: Arc<TerminalHub>, read_only: bool) {
             code: "ended",
             message: "the terminal has ended".into(),
         };
-        let _ = send_text(&mut sink, &ended).await;
-        let _ = close(&mut sink, CLOSE_NORMAL).await;
+        let _ = send(&mut sink, text(&ended)).await;
+        let _ = send(&mut sink, close(CLOSE_NORMAL)).await;
         return;
     };
     let (rows, cols) = attachment.size();
@@ -46,26 +58,24 @@ pub async fn serve(socket: WebSocket, hub: Arc<TerminalHub>, read_only: bool) {
         read_only,
         window: attachment.window(),
     };
-    if send_text(&mut sink, &hello).await.is_err()
-        || sink
-            .send(Message::Binary(attachment.snapshot()))
+    if send(&mut sink, text(&hello)).await.is_err()
+        || send(&mut sink, Message::Binary(attachment.snapshot()))
             .await
             .is_err()
     {
         return;
     }
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
     loop {
-        tokio::select! {
+        let sent = tokio::select! {
             incoming = stream.next() => {
                 // An error or the end of the stream: the client is gone.
                 let Some(Ok(message)) = incoming else { return };
+                last_heard = Instant::now();
                 match handle(&attachment, message).await {
-                    Ok(Handled::Continue) => {}
-                    Ok(Handled::Reply(reply)) => {
-                        if send_text(&mut sink, &reply).await.is_err() {
-                            return;
-                        }
-                    }
+                    Ok(Handled::Continue) => Ok(()),
+                    Ok(Handled::Reply(reply)) => send(&mut sink, text(&reply)).await,
                     Ok(Handled::Leave) => return,
                     Err(violation) => {
                         tracing::debug!(%violation, "terminal client broke the protocol");
@@ -73,40 +83,45 @@ pub async fn serve(socket: WebSocket, hub: Arc<TerminalHub>, read_only: bool) {
                             code: violation.error_code(),
                             message: violation.to_string(),
                         };
-                        let _ = send_text(&mut sink, &error).await;
-                        let _ = close(&mut sink, violation.close_code()).await;
+                        let _ = send(&mut sink, text(&error)).await;
+                        let _ = send(&mut sink, close(violation.close_code())).await;
                         return;
                     }
                 }
             }
-            event = attachment.next() => {
-                let sent = match event {
-                    Some(HubEvent::Output(bytes)) => sink.send(Message::Binary(bytes)).await,
-                    Some(HubEvent::Snapshot(bytes)) => {
-                        match send_text(&mut sink, &ServerMessage::Snapshot).await {
-                            Ok(()) => sink.send(Message::Binary(bytes)).await,
-                            Err(e) => Err(e),
-                        }
+            event = attachment.next() => match event {
+                Some(HubEvent::Output(bytes)) => send(&mut sink, Message::Binary(bytes)).await,
+                Some(HubEvent::Snapshot(bytes)) => {
+                    match send(&mut sink, text(&ServerMessage::Snapshot)).await {
+                        Ok(()) => send(&mut sink, Message::Binary(bytes)).await,
+                        Err(gone) => Err(gone),
                     }
-                    Some(HubEvent::Resized { rows, cols }) => {
-                        send_text(&mut sink, &ServerMessage::Size { rows, cols }).await
-                    }
-                    Some(HubEvent::Exit(exit)) => {
-                        let exit = exit.unwrap_or_default();
-                        let message = ServerMessage::Exit { code: exit.code, signal: exit.signal };
-                        let _ = send_text(&mut sink, &message).await;
-                        let _ = close(&mut sink, CLOSE_NORMAL).await;
-                        return;
-                    }
-                    None => {
-                        let _ = close(&mut sink, CLOSE_NORMAL).await;
-                        return;
-                    }
-                };
-                if sent.is_err() {
+                }
+                Some(HubEvent::Resized { rows, cols }) => {
+                    send(&mut sink, text(&ServerMessage::Size { rows, cols })).await
+                }
+                Some(HubEvent::Exit(end)) => {
+                    let (code, signal) = end.code_and_signal();
+                    let _ = send(&mut sink, text(&ServerMessage::Exit { code, signal })).await;
+                    let _ = send(&mut sink, close(CLOSE_NORMAL)).await;
                     return;
                 }
+                None => {
+                    let _ = send(&mut sink, close(CLOSE_NORMAL)).await;
+                    return;
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    tracing::debug!("terminal client went silent");
+                    let _ = send(&mut sink, close(CLOSE_GOING_AWAY)).await;
+                    return;
+                }
+                send(&mut sink, Message::Ping(Bytes::new())).await
             }
+        };
+        if sent.is_err() {
+            return;
         }
     }
 }
@@ -143,21 +158,27 @@ async fn handle(attachment: &Attachment, message: Message) -> Result<Handled, Vi
     }
 }
 
-async fn send_text<S>(sink: &mut S, message: &ServerMessage) -> Result<(), S::Error>
+/// The client stopped reading or the connection broke.
+struct Gone;
+
+/// Sends one message, giving up on a client that does not take it within [`SEND_TIMEOUT`].
+async fn send<S>(sink: &mut S, message: Message) -> Result<(), Gone>
 where
     S: Sink<Message> + Unpin,
 {
-    sink.send(Message::Text(Utf8Bytes::from(message.to_json())))
-        .await
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(Gone),
+    }
 }
 
-async fn close<S>(sink: &mut S, code: u16) -> Result<(), S::Error>
-where
-    S: Sink<Message> + Unpin,
-{
-    sink.send(Message::Close(Some(CloseFrame {
+fn text(message: &ServerMessage) -> Message {
+    Message::Text(Utf8Bytes::from(message.to_json()))
+}
+
+fn close(code: u16) -> Message {
+    Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(""),
-    })))
-    .await
+    }))
 }
