@@ -490,6 +490,67 @@ impl Process {
         Some(event)
     }
 
+    /// A handle that writes stdin, resizes and signals this process while another task owns
+    /// the `Process` and reads its events.
+    pub fn control(&self) -> ProcessControl {
+        ProcessControl {
+            id: self.id,
+            conn: self.conn.clone(),
+        }
+    }
+
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<(), SandboxError> {
+        self.control().write_stdin(data).await
+    }
+
+    pub async fn close_stdin(&self) -> Result<(), SandboxError> {
+        self.control().close_stdin().await
+    }
+
+    /// Sends a signal to the process's group.
+    pub async fn signal(&self, signal: i32) -> Result<(), SandboxError> {
+        self.control().signal(signal).await
+    }
+
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), SandboxError> {
+        self.control().resize(rows, cols).await
+    }
+
+    /// Feeds `stdin` (then closes it) and collects all output until the process exits. Output
+    /// is bounded by the process's output limit, which the agent enforces.
+    pub async fn output(mut self, stdin: &[u8]) -> Result<Output, SandboxError> {
+        if !stdin.is_empty() {
+            self.write_stdin(stdin).await?;
+        }
+        self.close_stdin().await?;
+        let mut output = Output::default();
+        loop {
+            match self.next_event().await {
+                Some(ProcessEvent::Output(Stream::Stdout, bytes)) => {
+                    output.stdout.extend_from_slice(&bytes)
+                }
+                Some(ProcessEvent::Output(Stream::Stderr, bytes)) => {
+                    output.stderr.extend_from_slice(&bytes)
+                }
+                Some(ProcessEvent::Exited(exit)) => {
+                    output.exit = exit;
+                    return Ok(output);
+                }
+                None => return Err(SandboxError::Lost),
+            }
+        }
+    }
+}
+
+/// Controls a [`Process`] without owning its events (see [`Process::control`]). Requests for a
+/// process that has ended are ignored by the agent.
+#[derive(Clone)]
+pub struct ProcessControl {
+    id: u32,
+    conn: AgentConnection,
+}
+
+impl ProcessControl {
     pub async fn write_stdin(&self, data: &[u8]) -> Result<(), SandboxError> {
         for chunk in data.chunks(STDIN_CHUNK) {
             self.conn
@@ -526,30 +587,5 @@ impl Process {
                 cols,
             }))
             .await
-    }
-
-    /// Feeds `stdin` (then closes it) and collects all output until the process exits. Output
-    /// is bounded by the process's output limit, which the agent enforces.
-    pub async fn output(mut self, stdin: &[u8]) -> Result<Output, SandboxError> {
-        if !stdin.is_empty() {
-            self.write_stdin(stdin).await?;
-        }
-        self.close_stdin().await?;
-        let mut output = Output::default();
-        loop {
-            match self.next_event().await {
-                Some(ProcessEvent::Output(Stream::Stdout, bytes)) => {
-                    output.stdout.extend_from_slice(&bytes)
-                }
-                Some(ProcessEvent::Output(Stream::Stderr, bytes)) => {
-                    output.stderr.extend_from_slice(&bytes)
-                }
-                Some(ProcessEvent::Exited(exit)) => {
-                    output.exit = exit;
-                    return Ok(output);
-                }
-                None => return Err(SandboxError::Lost),
-            }
-        }
     }
 }

@@ -23,7 +23,7 @@ pub mod seccomp;
 pub mod spec;
 
 pub use backend::{Backend, BackendReport, Sandbox, Usage};
-pub use client::{Output, Process, ProcessEvent};
+pub use client::{Output, Process, ProcessControl, ProcessEvent};
 pub use error::SandboxError;
 pub use native::{NativeBackend, NativeConfig};
 pub use pool::{Lease, Pool};

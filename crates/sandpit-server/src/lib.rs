@@ -16,6 +16,7 @@ pub mod sessions;
 mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod terminal;
 
 pub use config::Config;
 pub use startup::{App, open_store};
