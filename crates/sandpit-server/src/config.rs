@@ -65,6 +65,8 @@ pub struct SessionsConfig {
     pub exec_default_timeout_ms: u64,
     pub exec_max_timeout_ms: u64,
     pub exec_output_bytes: u64,
+    /// The web terminal.
+    pub terminal: crate::terminal::TerminalConfig,
 }
 
 impl Default for SessionsConfig {
@@ -85,6 +87,7 @@ impl Default for SessionsConfig {
             exec_default_timeout_ms: 10_000,
             exec_max_timeout_ms: 120_000,
             exec_output_bytes: 1 << 20,
+            terminal: crate::terminal::TerminalConfig::default(),
         }
     }
 }
@@ -516,6 +519,9 @@ impl Config {
                 "must be above 0 and at most exec_max_timeout_ms",
             ));
         }
+        if let Err(e) = sessions.terminal.validate() {
+            return Err(invalid("sessions.terminal", &e.to_string()));
+        }
         let runs = &self.runs;
         for (key, limits) in [
             ("runs.default_limits", &runs.default_limits),
@@ -802,6 +808,16 @@ max_archive_bytes = 33554432
 exec_default_timeout_ms = 10000
 exec_max_timeout_ms = 120000
 exec_output_bytes = 1048576
+
+[sessions.terminal]
+# How long a shell outlives its last client (a reconnect meanwhile gets the screen back).
+grace_secs = 300
+# Output a client may have unacknowledged; beyond it, it gets a fresh screen once it catches up.
+window_bytes = 262144
+# How fast a shell's output is consumed; a flood beyond it blocks the flooding program.
+output_rate_bytes_per_sec = 4194304
+# Lines of history kept and redrawn for a client that attaches.
+scrollback = 1000
 "#;
 
 #[cfg(test)]

@@ -129,6 +129,7 @@ impl App {
             store.clone(),
             sandboxes.clone(),
             &config.data_dir,
+            &secret,
         ));
         if let Err(e) = sessions.reconcile().await {
             tracing::warn!(error = %e, "reconciling sessions at start-up");

@@ -1,7 +1,10 @@
 //! `/api/v1/sessions`: a learner's sandbox with a persistent workspace and a time to live.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +19,8 @@ use crate::runs::model::Stage;
 use crate::sessions::model::{CreateSession, ExecRequest, ExtendSession, SessionView};
 use crate::sessions::sandbox_error;
 use crate::state::AppState;
+use crate::terminal::protocol::clamp_size;
+use crate::terminal::socket;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -23,6 +28,121 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_session, end_session))
         .routes(routes!(extend_session))
         .routes(routes!(exec))
+        .routes(routes!(terminal))
+        .routes(routes!(share))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TerminalQuery {
+    /// Initial size when this attach starts the shell (default 24 × 80).
+    pub rows: Option<u16>,
+    pub cols: Option<u16>,
+    /// A share token (`POST …/share`): watch someone else's terminal, read-only.
+    pub share: Option<String>,
+}
+
+/// Whether a browser's `Origin` may open a terminal with its cookies: this server's own origin
+/// or one of `server.cors_allowed_origins`. No `Origin` (not a browser) passes: such clients
+/// authenticate with tokens, which a foreign page cannot send for them.
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    origin == state.public_url.trim_end_matches('/')
+        || state
+            .config
+            .server
+            .cors_allowed_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+}
+
+/// The session's terminal, a WebSocket (protocol: `docs/terminal-protocol.md`). One login
+/// shell per session, shared by every client; it outlives a dropped connection for
+/// `sessions.terminal.grace_secs`, and a reconnect gets the screen back.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/terminal", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path), TerminalQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "`Origin` not allowed, or a wrong share token", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "`session_ended`", body = ErrorEnvelope),
+    ))]
+async fn terminal(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<Uuid>,
+    Query(query): Query<TerminalQuery>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::BadRequest("the terminal is a WebSocket: send an upgrade request".into())
+    })?;
+    if !origin_allowed(&state, &headers) {
+        return Err(ApiError::Forbidden(
+            "this page's origin may not open terminals here",
+        ));
+    }
+    let (session, read_only) = match &query.share {
+        Some(token) => {
+            if !state.sessions.check_share_token(id, token) {
+                return Err(ApiError::Forbidden("this share link is not valid"));
+            }
+            let session = state.sessions.get_live_any(id).await?;
+            let owner = session.user_id == principal.user.id;
+            (session, !owner)
+        }
+        None => (state.sessions.get_live(principal.user.id, id).await?, false),
+    };
+    let (rows, cols) = clamp_size(
+        u64::from(query.rows.unwrap_or(24)),
+        u64::from(query.cols.unwrap_or(80)),
+    );
+    let hub = state.sessions.terminal(&session, rows, cols).await?;
+    Ok(socket::limit(upgrade)
+        .on_upgrade(move |socket| socket::serve(socket, hub, read_only))
+        .into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareLink {
+    /// Pass as `?share=` to the terminal route; valid while the session lives.
+    pub token: String,
+    /// The read-only terminal's path (a WebSocket).
+    pub terminal: String,
+}
+
+/// A read-only link to this session's terminal, for an instructor to watch (they must be
+/// signed in).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/share", tag = "sessions",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = ShareLink),
+        (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "`session_ended`", body = ErrorEnvelope),
+    ))]
+async fn share(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<ShareLink>> {
+    state.sessions.get_live(principal.user.id, id).await?;
+    let token = state.sessions.share_token(id);
+    Ok(Json(ShareLink {
+        terminal: format!("/api/v1/sessions/{id}/terminal?share={token}"),
+        token,
+    }))
 }
 
 /// Start a session: a sandbox with an empty persistent workspace.

@@ -14,13 +14,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sandpit_sandbox::{Sandbox, SandboxError, SandboxLimits, SandboxSpec, WorkspaceSpec};
+use sandpit_sandbox::{
+    ProcessLimits, ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode,
+    WorkspaceSpec,
+};
 use sandpit_store::{EndReason, NewSession, Session, SessionStatus, Store, StoreError};
 use uuid::Uuid;
 
 use crate::config::SessionsConfig;
 use crate::error::ApiError;
 use crate::sandbox::Sandboxes;
+use crate::terminal::TerminalHub;
 use model::SessionView;
 
 /// The only environment so far: the host's system directories, read-only.
@@ -48,6 +52,8 @@ pub struct Sessions {
     workspaces: PathBuf,
     live: Mutex<HashMap<Uuid, Arc<Live>>>,
     reaped: AtomicU64,
+    /// Key of the read-only share tokens (derived from the server's signing secret).
+    share_key: [u8; 32],
 }
 
 /// A session this server process has touched: its sandbox once started. The async mutex is
@@ -55,6 +61,8 @@ pub struct Sessions {
 #[derive(Default)]
 struct Live {
     sandbox: tokio::sync::Mutex<Option<Arc<dyn Sandbox>>>,
+    /// The session's terminal (one login shell shared by every attached client).
+    terminal: tokio::sync::Mutex<Option<Arc<TerminalHub>>>,
     ended: AtomicBool,
 }
 
@@ -65,6 +73,8 @@ pub struct SessionCounts {
     pub running: usize,
     /// Sessions ended by the reaper since start.
     pub reaped: u64,
+    /// WebSocket clients attached to terminals.
+    pub terminals_attached: usize,
 }
 
 fn ended() -> ApiError {
@@ -95,8 +105,16 @@ impl Sessions {
         store: Arc<dyn Store>,
         sandboxes: Arc<Sandboxes>,
         data_dir: &std::path::Path,
+        secret: &[u8],
     ) -> Self {
+        use sha2::{Digest, Sha256};
+        let share_key = Sha256::new()
+            .chain_update(b"sandpit terminal share v1\0")
+            .chain_update(secret)
+            .finalize()
+            .into();
         Self {
+            share_key,
             config,
             store,
             sandboxes,
@@ -302,6 +320,73 @@ impl Sessions {
         write_defaults(sandbox.as_ref(), &session.environment).await
     }
 
+    /// The terminal of a live session (`session` already checked by the caller), started —
+    /// a login shell in the workspace — when it has none or its shell ended.
+    pub async fn terminal(
+        &self,
+        session: &Session,
+        rows: u16,
+        cols: u16,
+    ) -> Result<Arc<TerminalHub>, ApiError> {
+        let sandbox = self.sandbox_of_session(session).await?;
+        let live = self.live_map().entry(session.id).or_default().clone();
+        let mut slot = live.terminal.lock().await;
+        if let Some(hub) = slot.as_ref()
+            && !hub.is_closed()
+        {
+            return Ok(hub.clone());
+        }
+        let mut spec = ProcessSpec::new(["/bin/bash", "-l"]);
+        spec.stdio = StdioMode::Pty { rows, cols };
+        spec.env.insert("TERM".into(), "xterm-256color".into());
+        spec.env
+            .insert("HOME".into(), sandpit_sandbox::spec::WORKSPACE_DIR.into());
+        spec.env
+            .insert("PS1".into(), "\\[\\e[1;32m\\]\\w\\[\\e[0m\\] $ ".into());
+        // A shell lives as long as the session; the session's limits bound it.
+        spec.limits = ProcessLimits {
+            wall_ms: None,
+            cpu_ms: None,
+            output_bytes: None,
+            ..ProcessLimits::default()
+        };
+        let process = sandbox.spawn(spec).await.map_err(sandbox_error)?;
+        let hub = TerminalHub::start(process, rows, cols, self.config.terminal.clone());
+        *slot = Some(hub.clone());
+        Ok(hub)
+    }
+
+    /// The read-only share token of a session: anyone signed in who has it may watch the
+    /// terminal (an HMAC of the session id, so it lasts as long as the session).
+    pub fn share_token(&self, id: Uuid) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.share_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(id.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `token` is the share token of session `id` (constant time).
+    pub fn check_share_token(&self, id: Uuid, token: &str) -> bool {
+        use hmac::{Hmac, Mac};
+        let Ok(bytes) = hex::decode(token) else {
+            return false;
+        };
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.share_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(id.as_bytes());
+        mac.verify_slice(&bytes).is_ok()
+    }
+
+    /// A live session by id, whoever owns it (for a share-token viewer).
+    pub async fn get_live_any(&self, id: Uuid) -> Result<Session, ApiError> {
+        match self.store.session(id).await.map_err(ApiError::internal)? {
+            Some(s) if s.status == SessionStatus::Live && s.expires_at > Utc::now() => Ok(s),
+            Some(_) => Err(ended()),
+            None => Err(not_found()),
+        }
+    }
+
     /// Extends a caller's live session to now + ttl (never shortens it).
     pub async fn extend(
         &self,
@@ -350,6 +435,9 @@ impl Sessions {
         let live = self.live_map().remove(&id);
         if let Some(live) = live {
             live.ended.store(true, Ordering::SeqCst);
+            if let Some(hub) = live.terminal.lock().await.take() {
+                hub.close().await;
+            }
             // Waits for a sandbox that is still starting.
             let sandbox = live.sandbox.lock().await.take();
             if let Some(sandbox) = sandbox
@@ -431,7 +519,14 @@ impl Sessions {
             // A slot being filled right now counts: its sandbox is starting.
             .filter(|l| l.sandbox.try_lock().map_or(true, |s| s.is_some()))
             .count();
+        let terminals_attached = self
+            .live_map()
+            .values()
+            .filter_map(|l| l.terminal.try_lock().ok().and_then(|t| t.clone()))
+            .map(|hub| hub.clients())
+            .sum();
         SessionCounts {
+            terminals_attached,
             running,
             reaped: self.reaped.load(Ordering::Relaxed),
         }
@@ -465,6 +560,9 @@ impl Sessions {
     pub async fn shutdown(&self) {
         let all: Vec<_> = self.live_map().drain().collect();
         for (id, live) in all {
+            if let Some(hub) = live.terminal.lock().await.take() {
+                hub.close().await;
+            }
             let sandbox = live.sandbox.lock().await.take();
             if let Some(sandbox) = sandbox
                 && let Err(e) = sandbox.destroy().await

@@ -12,6 +12,7 @@ mod files;
 mod github;
 mod helpers;
 mod hostile_runs;
+mod journey;
 mod openapi;
 mod ops;
 mod rate_limits;

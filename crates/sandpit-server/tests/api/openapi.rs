@@ -32,6 +32,8 @@ const ROUTES: &[&str] = &[
     "POST /api/v1/sessions/{id}/files/{path}",
     "POST /api/v1/sessions/{id}/files/ensure-default",
     "GET /api/v1/sessions/{id}/archive",
+    "GET /api/v1/sessions/{id}/terminal",
+    "POST /api/v1/sessions/{id}/share",
     "POST /api/v1/sessions/{id}/archive",
     "GET /healthz",
     "GET /readyz",
