@@ -680,9 +680,32 @@ async fn reset_kills_processes_and_empties_the_scratch_space() {
         sh_ok(sb, "echo again > f && cat f && stat -c %u /workspace").await,
         format!("again\n{uid}\n")
     );
-    // And resettable again.
+    // And resettable again, also after the previous user changed the workspace root itself:
+    // its mode comes back, an extended attribute (a note for the next user) does not survive,
+    // and a deep tree with odd permissions goes.
+    sh_ok(
+        sb,
+        "mkdir -p a/b/c && touch a/b/c/f && chmod 000 a/b && ln -s /etc e && chmod 700 /workspace",
+    )
+    .await;
+    sh_ok(
+        sb,
+        &format!(
+            "{PYTHON} -c \"import os; os.setxattr('/workspace', 'user.note', b'hello next user')\""
+        ),
+    )
+    .await;
     sb.reset().await.unwrap();
     assert!(sb.list(None).await.unwrap().is_empty());
+    assert_eq!(
+        sh_ok(
+            sb,
+            &format!("stat -c %a /workspace; {PYTHON} -c \"import os; print(os.listxattr('/workspace'))\""),
+        )
+        .await,
+        "755\n[]\n"
+    );
+    assert!(host_pids_with_arg(&marker).is_empty());
 }
 
 #[tokio::test]

@@ -25,24 +25,14 @@ use sandpit_sandbox::{
     Backend, NativeBackend, NativeConfig, Pool, ProcessSpec, Sandbox, SandboxLimits, SandboxSpec,
 };
 use sandpit_server::{App, Config};
+
+mod common;
+use common::{Samples, agent_argv, env_or, load_average};
 use tracing_subscriber::layer::SubscriberExt;
 
 const TARGET_WARM_ADDED_MS: f64 = 2.0;
 const TARGET_COLD_MS: f64 = 20.0;
 const TARGET_THROUGHPUT_PCT: f64 = 80.0;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|e| format!("unknown ({e})"))
-}
 
 fn cgroup_description() -> String {
     match sandpit_sandbox::host::cgroup_mode() {
@@ -59,66 +49,6 @@ fn cgroup_description() -> String {
         ),
         Ok(CgroupMode::None) => "none".into(),
         Err(e) => format!("unknown ({e})"),
-    }
-}
-
-/// The agent next to this bench's profile directory, built in the same profile first (cargo is a
-/// no-op when it is up to date), so a release bench never measures a debug agent.
-fn agent_argv() -> Vec<String> {
-    let exe = std::env::current_exe().expect("bench executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("bench executable is in target/<profile>/deps");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec![
-        "build",
-        "-q",
-        "-p",
-        "sandpit-sandbox",
-        "--bin",
-        "sandpit-agent",
-    ];
-    if release {
-        args.push("--release");
-    }
-    let status = Command::new(cargo)
-        .args(&args)
-        .status()
-        .expect("running cargo to build sandpit-agent");
-    assert!(status.success(), "building sandpit-agent failed");
-    sandpit_testkit::agent_argv()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics
-
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn new() -> Self {
-        Self(Vec::new())
-    }
-    fn push(&mut self, d: Duration) {
-        self.0.push(d);
-    }
-    fn quantile_ms(&self, q: f64) -> f64 {
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        let idx = ((q * v.len() as f64).ceil() as usize)
-            .saturating_sub(1)
-            .min(v.len() - 1);
-        v[idx].as_secs_f64() * 1000.0
-    }
-    fn median_ms(&self) -> f64 {
-        self.quantile_ms(0.5)
-    }
-    fn p99_ms(&self) -> f64 {
-        self.quantile_ms(0.99)
     }
 }
 

@@ -213,3 +213,16 @@ pub fn set_fs_identity(uid: u32, gid: u32) {
         libc::setfsuid(uid);
     }
 }
+
+/// Whether `path` itself (not following a link) carries extended attributes.
+pub fn has_xattrs(path: &std::path::Path) -> io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid NUL-terminated path; a null buffer of size 0 only asks for the size.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
+}
