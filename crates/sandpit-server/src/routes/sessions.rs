@@ -42,8 +42,9 @@ pub struct TerminalQuery {
     pub share: Option<String>,
 }
 
-/// Whether a browser's `Origin` may open a terminal with its cookies: this server's own origin
-/// or one of `server.cors_allowed_origins`. No `Origin` (not a browser) passes: such clients
+/// Whether a browser's `Origin` may open a terminal with its cookies: the page came from this
+/// server (its origin names the host the request was sent to, or `server.public_url`), or from
+/// one of `server.cors_allowed_origins`. No `Origin` (not a browser) passes: such clients
 /// authenticate with tokens, which a foreign page cannot send for them.
 fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -53,7 +54,15 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         return false;
     };
     let origin = origin.trim_end_matches('/');
-    origin == state.public_url.trim_end_matches('/')
+    let same_host = match (
+        origin.split_once("://"),
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    ) {
+        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    };
+    same_host
+        || origin == state.public_url.trim_end_matches('/')
         || state
             .config
             .server

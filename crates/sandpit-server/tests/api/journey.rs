@@ -222,13 +222,21 @@ async fn terminal_upgrades_check_origin_owner_and_share_links() {
     let id = created.body["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/sessions/{id}/terminal");
 
-    // A foreign page cannot open it with the user's cookies.
-    assert_eq!(
-        open(&app, &alice, &path, Some("http://evil.example"))
-            .await
-            .err(),
-        Some(StatusCode::FORBIDDEN)
-    );
+    // A foreign page cannot open it with the user's cookies (nor one that only looks alike);
+    // a page of this server can, under any name the server is reached by.
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+    ] {
+        assert_eq!(
+            open(&app, &alice, &path, Some(origin)).await.err(),
+            Some(StatusCode::FORBIDDEN),
+            "{origin}"
+        );
+    }
+    let own = app.base.clone();
+    assert!(open(&app, &alice, &path, Some(&own)).await.is_ok());
     // Not a WebSocket request: an enveloped 400.
     app.get(&path, Some(&alice))
         .await
@@ -278,10 +286,14 @@ async fn terminal_upgrades_check_origin_owner_and_share_links() {
         "a read-only viewer typed: {}",
         tree.body
     );
-    let ready = app.get("/readyz", None).await;
-    assert_eq!(
-        ready.body["sessions"]["terminals_attached"], 2,
-        "{}",
-        ready.body
-    );
+    // The owner and the viewer (the earlier probe's detach may take a moment to be noticed).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let ready = app.get("/readyz", None).await;
+        if ready.body["sessions"]["terminals_attached"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", ready.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
