@@ -99,8 +99,9 @@ pub async fn prepare(dir: &Path, bytes: u64, max_files: u64) -> Result<PathBuf, 
 
 /// Spare images live here, beside the workspace directories (a name no workspace has).
 pub const SPARES_DIR: &str = ".spare";
-/// Spares kept per size and entry count.
-const SPARES_KEPT: usize = 2;
+/// Spares kept per size and entry count: enough for a burst of new sessions while the next
+/// ones are formatted (each is a sparse file of a few MB on disk).
+const SPARES_KEPT: usize = 4;
 
 fn spare_key(bytes: u64, max_files: u64) -> String {
     format!("{bytes}-{max_files}-")
@@ -122,8 +123,20 @@ fn take_spare(spares: &Path, key: &str, image: &Path) -> bool {
     })
 }
 
-/// Formats one more spare of this shape unless enough are there.
+/// Formats spares of this shape until enough are there.
 async fn make_spare(spares: &Path, bytes: u64, max_files: u64) -> Result<(), SandboxError> {
+    // One refill at a time per process: concurrent ones would format more than are kept.
+    static REFILLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = REFILLING.lock().await;
+    loop {
+        if !make_one_spare(spares, bytes, max_files).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Formats one more spare unless enough are there; whether it made one.
+async fn make_one_spare(spares: &Path, bytes: u64, max_files: u64) -> Result<bool, SandboxError> {
     let key = spare_key(bytes, max_files);
     std::fs::create_dir_all(spares).map_err(|source| SandboxError::Io {
         context: format!("creating {}", spares.display()),
@@ -138,10 +151,11 @@ async fn make_spare(spares: &Path, bytes: u64, max_files: u64) -> Result<(), San
         })
         .unwrap_or(0);
     if have >= SPARES_KEPT {
-        return Ok(());
+        return Ok(false);
     }
     let name = format!("{key}{}.img", uuid::Uuid::new_v4().simple());
-    format(&spares.join(name), bytes, max_files).await
+    format(&spares.join(name), bytes, max_files).await?;
+    Ok(true)
 }
 
 /// Formats an image file at `image`. It is made under another name and renamed, so a crash

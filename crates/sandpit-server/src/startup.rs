@@ -192,8 +192,16 @@ impl App {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let reaper = tokio::spawn(self.state.sessions.clone().reap_forever());
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        // Small writes go out at once: a terminal's keystroke echo is a few bytes, and Nagle's
+        // algorithm with the peer's delayed ACK would hold each for ~40 ms.
+        use axum::serve::ListenerExt;
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use sandpit_sandbox::{ProcessLimits, ProcessSpec, WorkspacePath};
+use sandpit_sandbox::{ProcessSpec, WorkspacePath};
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult, Body, ErrorEnvelope, Json, Path, Query};
@@ -340,12 +340,7 @@ async fn exec(
         })?;
         spec.cwd = path.in_sandbox();
     }
-    spec.limits = ProcessLimits {
-        wall_ms: Some(timeout_ms),
-        cpu_ms: None,
-        output_bytes: Some(config.exec_output_bytes),
-        ..ProcessLimits::default()
-    };
+    spec.limits = state.sessions.process_limits(Some(timeout_ms));
     let sandbox = state.sessions.sandbox(principal.user.id, id).await?;
     let stdin = req.stdin.unwrap_or_default();
     let stage = crate::runs::service::execute(sandbox.as_ref(), spec, stdin.as_bytes())

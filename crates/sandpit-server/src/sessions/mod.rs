@@ -344,16 +344,25 @@ impl Sessions {
         spec.env
             .insert("PS1".into(), "\\[\\e[1;32m\\]\\w\\[\\e[0m\\] $ ".into());
         // A shell lives as long as the session; the session's limits bound it.
-        spec.limits = ProcessLimits {
-            wall_ms: None,
-            cpu_ms: None,
-            output_bytes: None,
-            ..ProcessLimits::default()
-        };
+        spec.limits = self.process_limits(None);
         let process = sandbox.spawn(spec).await.map_err(sandbox_error)?;
         let hub = TerminalHub::start(process, rows, cols, self.config.terminal.clone());
         *slot = Some(hub.clone());
         Ok(hub)
+    }
+
+    /// Limits of a process in a session: its wall time (`None` for a shell), files as large as
+    /// the workspace or /tmp allow (the disk quota is the real bound), descriptors for
+    /// development servers, output capped only for exec (a terminal paces its own).
+    pub fn process_limits(&self, wall_ms: Option<u64>) -> ProcessLimits {
+        let c = &self.config;
+        ProcessLimits {
+            wall_ms,
+            cpu_ms: None,
+            file_size_bytes: c.workspace_mb.max(c.tmp_mb) << 20,
+            open_files: 4096,
+            output_bytes: wall_ms.map(|_| c.exec_output_bytes),
+        }
     }
 
     /// The read-only share token of a session: anyone signed in who has it may watch the
