@@ -38,6 +38,7 @@ pub struct Metrics {
     /// Set at each scrape from the sessions service.
     pub sessions_running: Gauge,
     pub sessions_reaped: Gauge,
+    pub terminals_attached: Gauge,
     pub session_memory: Family<SessionLabels, Gauge>,
 }
 
@@ -95,6 +96,12 @@ impl Metrics {
             "Sessions ended by the reaper since start",
             sessions_reaped.clone(),
         );
+        let terminals_attached = Gauge::default();
+        registry.register(
+            "terminals_attached",
+            "WebSocket clients attached to session terminals",
+            terminals_attached.clone(),
+        );
         let session_memory = Family::<SessionLabels, Gauge>::default();
         registry.register(
             "session_memory_bytes",
@@ -114,6 +121,7 @@ impl Metrics {
             rate_limited,
             sessions_running,
             sessions_reaped,
+            terminals_attached,
             session_memory,
         }
     }

@@ -140,6 +140,7 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> 
     let m = &state.metrics;
     m.sessions_running.set(counts.running as i64);
     m.sessions_reaped.set(counts.reaped as i64);
+    m.terminals_attached.set(counts.terminals_attached as i64);
     m.session_memory.clear();
     for (id, bytes) in state.sessions.memory().await {
         m.session_memory

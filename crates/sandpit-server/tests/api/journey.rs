@@ -297,3 +297,48 @@ async fn terminal_upgrades_check_origin_owner_and_share_links() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_reconnect_storm_leaves_the_shell_and_the_server_well() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signup("stormy").await;
+    let created = app.post("/api/v1/sessions", Some(&token), json!({})).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/sessions/{id}/terminal");
+    let mut first = open(&app, &token, &path, None).await.unwrap();
+    first.type_line("export MARK=st$((2+2))rm").await;
+    // Forty clients connect and vanish at once, some without reading a byte.
+    let storm = (0..40).map(|i| {
+        let (app, token, path) = (&app, token.clone(), path.clone());
+        async move {
+            let mut term = open(app, &token, &path, None).await.unwrap();
+            if i % 2 == 0 {
+                let _ = term.next().await;
+            }
+        }
+    });
+    futures::future::join_all(storm).await;
+    // The same shell answers, with its state, and the storm's clients are all gone.
+    first.type_line("echo $MARK").await;
+    first.until_screen("st4rm").await;
+    let metrics = |app: &TestApp| {
+        let url = app.url("/metrics");
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = metrics(&app).await;
+        if text.contains("sandpit_terminals_attached 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.get(&format!("/api/v1/sessions/{id}"), Some(&token))
+            .await
+            .body["status"],
+        "running"
+    );
+}
