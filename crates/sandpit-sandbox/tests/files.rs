@@ -4,10 +4,12 @@
 //! devices planted by sandboxed code, and archives built to escape, explode or break. Every
 //! hostile case asserts the refusal and that nothing outside the target changed.
 
+mod common;
+use common::Host;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::Compression;
@@ -15,10 +17,7 @@ use flate2::write::GzEncoder;
 use sandpit_sandbox::protocol::{
     EntryKind, FileError, Precondition, TreeEntry, UnpackLimits, Unpacked,
 };
-use sandpit_sandbox::{
-    Backend, NativeBackend, NativeConfig, Output, ProcessSpec, Sandbox, SandboxError,
-    SandboxLimits, SandboxSpec, WorkspacePath,
-};
+use sandpit_sandbox::{Output, ProcessSpec, Sandbox, SandboxError, SandboxLimits, WorkspacePath};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
@@ -27,46 +26,14 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// For requests that must be answered at once (a hang is the defect being tested).
 const PROMPTLY: Duration = Duration::from_secs(10);
 
-/// A native backend whose cgroups are all removed when the test ends, however it ends.
-struct Host {
-    backend: Arc<NativeBackend>,
-}
-
-impl Host {
-    async fn new() -> Self {
-        let backend = NativeBackend::new(NativeConfig {
-            agent_argv: vec![env!("CARGO_BIN_EXE_sandpit-agent").into(), "agent".into()],
-            uids: 62000..62100,
-            seccomp: true,
-            ready_timeout: Duration::from_secs(10),
-        })
-        .await
-        .unwrap();
-        Self {
-            backend: Arc::new(backend),
-        }
-    }
-
-    async fn sandbox(&self) -> Box<dyn Sandbox> {
-        self.backend
-            .create(&SandboxSpec::new(SandboxLimits {
-                memory_bytes: 512 * MIB,
-                pids: 64,
-                cpu_millicores: Some(1000),
-                workspace_bytes: 64 * MIB,
-                tmp_bytes: 8 * MIB,
-                shm_bytes: 8 * MIB,
-            }))
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Err(error) = self.backend.cleanup() {
-            eprintln!("cleanup failed: {error}");
-        }
+fn box_limits() -> SandboxLimits {
+    SandboxLimits {
+        memory_bytes: 512 * MIB,
+        pids: 64,
+        cpu_millicores: Some(1000),
+        workspace_bytes: 64 * MIB,
+        tmp_bytes: 8 * MIB,
+        shm_bytes: 8 * MIB,
     }
 }
 
@@ -245,7 +212,7 @@ async fn sandbox_host_pid(sb: &dyn Sandbox) -> (sandpit_sandbox::Process, u32) {
 
 #[tokio::test]
 async fn tree_lists_a_nested_workspace_in_order_with_sizes_kinds_and_times() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(
@@ -322,7 +289,7 @@ async fn tree_lists_a_nested_workspace_in_order_with_sizes_kinds_and_times() {
 
 #[tokio::test]
 async fn stat_describes_a_path_without_following_a_link() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(
@@ -352,7 +319,7 @@ async fn stat_describes_a_path_without_following_a_link() {
 
 #[tokio::test]
 async fn move_renames_files_and_directories_within_the_workspace() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(
@@ -441,7 +408,7 @@ async fn move_renames_files_and_directories_within_the_workspace() {
 
 #[tokio::test]
 async fn writes_check_their_hash_precondition_in_the_agent() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let p = path("notes/today.md");
@@ -521,7 +488,7 @@ async fn writes_check_their_hash_precondition_in_the_agent() {
 
 #[tokio::test]
 async fn writes_are_atomic_for_readers() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let a = vec![b'a'; 4 * MIB as usize];
@@ -552,7 +519,7 @@ async fn writes_are_atomic_for_readers() {
 
 #[tokio::test]
 async fn pack_and_unpack_round_trip_between_sandboxes() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let a = host.sandbox().await;
     let b = host.sandbox().await;
     sh_ok(
@@ -636,7 +603,7 @@ async fn pack_and_unpack_round_trip_between_sandboxes() {
 
 #[tokio::test]
 async fn pack_keeps_links_as_links_and_skips_fifos() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(
@@ -657,7 +624,7 @@ async fn pack_keeps_links_as_links_and_skips_fifos() {
 
 #[tokio::test]
 async fn unpack_enforces_file_and_total_size_limits() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(sb, "printf keep > keep").await;
@@ -697,7 +664,7 @@ async fn unpack_enforces_file_and_total_size_limits() {
 
 #[tokio::test]
 async fn hostile_links_planted_by_sandboxed_code_are_never_followed() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let host_passwd = std::fs::read("/etc/passwd").unwrap();
@@ -788,7 +755,7 @@ async fn hostile_links_planted_by_sandboxed_code_are_never_followed() {
 
 #[tokio::test]
 async fn hostile_hard_links_do_not_reach_outside_or_share_writes() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(sb, "printf secret > /tmp/secret && printf shared > a").await;
@@ -823,7 +790,7 @@ async fn hostile_hard_links_do_not_reach_outside_or_share_writes() {
 
 #[tokio::test]
 async fn hostile_fifos_and_devices_never_hang_or_open() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(sb, "mkfifo fifo && printf ok > ok").await;
@@ -934,7 +901,7 @@ fn expect_refusal(error: FileError, naming: &str) {
 
 #[tokio::test]
 async fn hostile_archive_entries_that_escape_or_are_not_plain_files() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(
@@ -1016,7 +983,7 @@ async fn hostile_archive_entries_that_escape_or_are_not_plain_files() {
 
 #[tokio::test]
 async fn hostile_archive_with_too_many_entries_stops_at_the_cap() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
@@ -1051,7 +1018,7 @@ fn gz(data: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn hostile_gzip_bombs_stop_at_the_byte_cap() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let roomy = UnpackLimits {
@@ -1101,7 +1068,7 @@ async fn hostile_gzip_bombs_stop_at_the_byte_cap() {
 
 #[tokio::test]
 async fn hostile_damaged_archives_are_refused_whole() {
-    let host = Host::new().await;
+    let host = Host::with(62000..62100, box_limits()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let files: Vec<(String, Vec<u8>)> = (0..20)

@@ -4,18 +4,20 @@
 //! agent and other sandboxes are untouched. Cases use small limits so each finishes in moments.
 //! Each test starts its own backend (its own cgroup parent) and removes everything when it ends.
 
+mod common;
+use common::Host;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sandpit_sandbox::protocol::FileError;
 use sandpit_sandbox::{
-    Backend, LimitKind, NativeBackend, NativeConfig, Output, ProcessEvent, ProcessSpec, RootSpec,
-    Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, WorkspacePath,
+    Backend, LimitKind, Output, ProcessEvent, ProcessSpec, RootSpec, Sandbox, SandboxError,
+    SandboxLimits, SandboxSpec, StdioMode, WorkspacePath,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -28,46 +30,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// How long the agent may take to answer a file request before it counts as hung.
 const PROMPTLY: Duration = Duration::from_secs(10);
 const AGENT: &str = env!("CARGO_BIN_EXE_sandpit-agent");
-
-/// A native backend whose cgroups are all removed when the test ends, however it ends.
-struct Host {
-    backend: Arc<NativeBackend>,
-}
-
-impl Host {
-    async fn new() -> Self {
-        let backend = NativeBackend::new(NativeConfig {
-            agent_argv: vec![AGENT.into(), "agent".into()],
-            uids: UIDS,
-            seccomp: true,
-            ready_timeout: Duration::from_secs(10),
-        })
-        .await
-        .unwrap();
-        Self {
-            backend: Arc::new(backend),
-        }
-    }
-
-    async fn sandbox(&self) -> Box<dyn Sandbox> {
-        self.sandbox_with(small()).await
-    }
-
-    async fn sandbox_with(&self, limits: SandboxLimits) -> Box<dyn Sandbox> {
-        self.backend
-            .create(&SandboxSpec::new(limits))
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Err(error) = self.backend.cleanup() {
-            eprintln!("cleanup failed: {error}");
-        }
-    }
-}
 
 fn small() -> SandboxLimits {
     SandboxLimits {
@@ -286,7 +248,7 @@ def attempt(label, fn):
 
 #[tokio::test]
 async fn hostile_fork_bomb_python() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let before = host_pids_in_cgroup(sandbox.id()).len();
     let mut bomb = spec(&[
@@ -329,7 +291,7 @@ async fn hostile_fork_bomb_python() {
 
 #[tokio::test]
 async fn hostile_fork_bomb_bash() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let before = host_pids_in_cgroup(sandbox.id()).len();
     // The classic, started in the background so the run returns at once (run directly, the
@@ -365,7 +327,7 @@ async fn hostile_fork_bomb_bash() {
 
 #[tokio::test]
 async fn hostile_thread_bomb() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let script = "\
 import threading, time
@@ -388,7 +350,7 @@ print(n)
 
 #[tokio::test]
 async fn hostile_memory_bomb() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host
         .sandbox_with(SandboxLimits {
             memory_bytes: 64 * MIB,
@@ -423,7 +385,7 @@ async fn hostile_memory_bomb() {
 /// whole memory limit with it, then exits, must not leave the box unusable after a reset.
 #[tokio::test]
 async fn hostile_sysv_shm_pins_memory() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host
         .sandbox_with(SandboxLimits {
             memory_bytes: 64 * MIB,
@@ -479,7 +441,7 @@ for i in range(32):
 }
 
 async fn fill(dir: &str) {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let file = format!("{dir}/fill");
     let mut dd = spec(&[
@@ -528,7 +490,7 @@ async fn hostile_disk_fill_dev_shm() {
 
 #[tokio::test]
 async fn hostile_full_workspace_refuses_server_writes() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut dd = spec(&[
         "/usr/bin/dd",
@@ -560,7 +522,7 @@ async fn hostile_full_workspace_refuses_server_writes() {
 
 #[tokio::test]
 async fn hostile_file_size_limit_signal() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut dd = spec(&[
         "/usr/bin/dd",
@@ -582,7 +544,7 @@ async fn hostile_file_size_limit_signal() {
 
 #[tokio::test]
 async fn hostile_file_size_limit_error() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     // Python ignores SIGXFSZ, so it sees the error instead.
     let mut write = spec(&[
@@ -603,7 +565,7 @@ async fn hostile_file_size_limit_error() {
 
 #[tokio::test]
 async fn hostile_open_file_limit() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut hog = spec(&[
         PYTHON,
@@ -628,7 +590,7 @@ except OSError as e:
 }
 
 async fn flood(script: &str, stdio: StdioMode) -> Output {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut spec = spec(&["/bin/sh", "-c", script]);
     spec.limits.output_bytes = Some(64 << 10);
@@ -673,7 +635,7 @@ async fn hostile_terminal_flood() {
 
 #[tokio::test]
 async fn hostile_cpu_spin() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut spin = spec(&[PYTHON, "-c", "while True: pass"]);
     spin.limits.cpu_ms = Some(1000);
@@ -692,7 +654,7 @@ async fn hostile_cpu_spin() {
 
 #[tokio::test]
 async fn hostile_cpu_spin_ignoring_sigxcpu() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut spin = spec(&[
         PYTHON,
@@ -713,7 +675,7 @@ async fn hostile_cpu_spin_ignoring_sigxcpu() {
 
 #[tokio::test]
 async fn hostile_sleep_past_wall_time() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let m = marker(0);
     let mut sleep = spec(&["/bin/sh", "-c", &format!("trap '' TERM HUP INT; sleep {m}")]);
@@ -738,7 +700,7 @@ async fn hostile_sleep_past_wall_time() {
 /// control: the agent stops reading a process a window ahead of its reader).
 #[tokio::test]
 async fn hostile_unread_flood_does_not_stall_the_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let mut flood = spec(&["/usr/bin/yes"]);
     flood.limits.output_bytes = None;
@@ -777,7 +739,7 @@ async fn hostile_unread_flood_does_not_stall_the_sandbox() {
 
 #[tokio::test]
 async fn hostile_connect_to_host_loopback() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -810,7 +772,7 @@ attempt('other', lambda: connect(('127.0.0.2', {port})))
 
 #[tokio::test]
 async fn hostile_connect_to_the_internet() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = format!(
         "{ATTEMPT}\
@@ -838,7 +800,7 @@ attempt('tcp6', lambda: connect(socket.AF_INET6, socket.SOCK_STREAM, ('2606:4700
 
 #[tokio::test]
 async fn hostile_dns_lookup() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = "\
 import socket
@@ -861,7 +823,7 @@ for name in ['example.com', 'localhost']:
 async fn hostile_connect_to_host_abstract_socket() {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let name = format!("sandpit-hostile-{}", std::process::id());
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
@@ -890,7 +852,7 @@ attempt('abstract', connect)
 
 #[tokio::test]
 async fn hostile_read_host_secret_files() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let name = format!("secret-{}", std::process::id());
     let in_tmp = tempfile::tempdir().unwrap();
@@ -950,7 +912,7 @@ async fn hostile_read_host_secret_files() {
 
 #[tokio::test]
 async fn hostile_proc_shows_only_the_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = "\
 import os
@@ -981,7 +943,7 @@ for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit()):
 
 #[tokio::test]
 async fn hostile_read_agent_environment_and_memory() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = format!(
         "{ATTEMPT}\
@@ -1018,7 +980,7 @@ attempt('kcore', lambda: open('/proc/kcore', 'rb').read(1))
 
 #[tokio::test]
 async fn hostile_find_another_sandboxes_files() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let a = host.sandbox().await;
     let b = host.sandbox().await;
     let tag = std::process::id();
@@ -1054,7 +1016,7 @@ async fn hostile_find_another_sandboxes_files() {
 
 #[tokio::test]
 async fn hostile_sysv_ipc_between_sandboxes() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let a = host.sandbox().await;
     let b = host.sandbox().await;
     let made = sh_ok(
@@ -1083,7 +1045,7 @@ async fn hostile_sysv_ipc_between_sandboxes() {
 
 #[tokio::test]
 async fn hostile_write_outside_the_workspace() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let tag = std::process::id();
     // Written back unchanged, so even a defect would not alter the host.
@@ -1134,7 +1096,7 @@ attempt('tmp', lambda: open('/tmp/fine', 'w'))
 
 #[tokio::test]
 async fn hostile_symlinks_to_host_files() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let tag = std::process::id();
@@ -1202,7 +1164,7 @@ async fn hostile_symlinks_to_host_files() {
 
 #[tokio::test]
 async fn hostile_fifo_in_the_workspace() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     sh_ok(sb, "mkfifo fifo && mkfifo read-end").await;
@@ -1248,7 +1210,7 @@ async fn hostile_fifo_in_the_workspace() {
 
 #[tokio::test]
 async fn hostile_huge_directory_listing() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host
         .sandbox_with(SandboxLimits {
             memory_bytes: 512 * MIB,
@@ -1310,7 +1272,7 @@ async fn hostile_setuid_root_binary() {
     let on_host = Command::new(&exe).uid(UID).gid(UID).output().unwrap();
     assert_eq!(text(&on_host.stdout), "61000 0\n");
 
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host
         .backend
         .create(&SandboxSpec {
@@ -1333,7 +1295,7 @@ async fn hostile_setuid_root_binary() {
 
 #[tokio::test]
 async fn hostile_setuid_programs_of_the_host() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     // The host's set-uid programs are there but grant nothing.
     for program in ["/usr/bin/su", "/usr/bin/passwd", "/bin/mount"] {
@@ -1389,7 +1351,7 @@ async fn hostile_setuid_programs_of_the_host() {
 
 #[tokio::test]
 async fn hostile_ptrace() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = "\
 import ctypes, os, subprocess
@@ -1410,7 +1372,7 @@ child.kill()
 
 #[tokio::test]
 async fn hostile_mount() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let out = sh(
         sandbox.as_ref(),
@@ -1441,7 +1403,7 @@ print(libc.chroot(b'/tmp'), ctypes.get_errno())
 
 #[tokio::test]
 async fn hostile_nested_namespaces() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     for flags in ["-U", "-n", "-m", "-p -f", "-Ur", "-i", "-u", "-C"] {
         let out = sh(sandbox.as_ref(), &format!("unshare {flags} true")).await;
@@ -1465,7 +1427,7 @@ print(libc.unshare(0x10000000), ctypes.get_errno())
 
 #[tokio::test]
 async fn hostile_hostname_and_clock() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let host_name = nix::unistd::gethostname().unwrap();
     let out = sh(sandbox.as_ref(), "hostname evil").await;
@@ -1478,7 +1440,7 @@ async fn hostile_hostname_and_clock() {
 
 #[tokio::test]
 async fn hostile_devices() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let dev = sh_ok(sandbox.as_ref(), "ls /dev").await;
     let dev: BTreeSet<&str> = dev.split_whitespace().collect();
@@ -1505,7 +1467,7 @@ attempt('tty', lambda: open('/dev/tty', 'rb'))
 
 #[tokio::test]
 async fn hostile_kill_everything_inside() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let other = host.sandbox().await;
     let mut bystander = Bystander::start(&marker(0), sandbox_uid(sandbox.as_ref()).await);
@@ -1551,7 +1513,7 @@ async fn hostile_kill_everything_inside() {
 
 #[tokio::test]
 async fn hostile_setsid_daemon_is_killed_by_reset() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let m = marker(0);
     let out = sh(
@@ -1582,7 +1544,7 @@ async fn hostile_setsid_daemon_is_killed_by_reset() {
 
 #[tokio::test]
 async fn hostile_double_fork_daemon_is_killed_by_destroy() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let m = marker(0);
     let script = format!(
@@ -1610,7 +1572,7 @@ print('parent done')
 
 #[tokio::test]
 async fn hostile_neighbour_does_not_disturb_another_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let attacker = host.sandbox().await;
     let victim = host.sandbox().await;
     let mut bomb = spec(&[
@@ -1646,7 +1608,7 @@ for i in range(100):
 /// runs as its own uid.
 #[tokio::test]
 async fn hostile_inotify_exhaustion_does_not_reach_another_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let attacker = host.sandbox().await;
     let victim = host.sandbox().await;
     assert_ne!(
@@ -1685,7 +1647,7 @@ print(libc.inotify_init1(0) >= 0, ctypes.get_errno())
 
 #[tokio::test]
 async fn hostile_zombie_horde() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     // Twenty children that are never waited for, then the parent exits: they are PID 1's now.
     let script = "\
@@ -1721,7 +1683,7 @@ print(sum(1 for p in os.listdir('/proc') if p.isdigit()))
 
 #[tokio::test]
 async fn hostile_crash_dumps_nothing() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     assert_eq!(
         sh_ok(sandbox.as_ref(), "ulimit -c; ulimit -Hc").await,
@@ -1741,7 +1703,7 @@ async fn hostile_crash_dumps_nothing() {
 
 #[tokio::test]
 async fn hostile_argument_injection() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     sandbox
         .write_file(&path("canary"), b"alive".to_vec(), 0o644)
@@ -1800,7 +1762,7 @@ async fn hostile_argument_injection() {
 
 #[tokio::test]
 async fn hostile_environment_leakage() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     // Everything any process inside can see of any environment.
     let dump = "\
@@ -1847,7 +1809,7 @@ sys.stdout.write('\\n'.join(f'{k}={v}' for k, v in os.environ.items()))
 
 #[tokio::test]
 async fn hostile_inherited_file_descriptors() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     // Other processes with pipes and a terminal are open in the box at the same time.
     let _pipes = sandbox.spawn(spec(&["/bin/sleep", "100"])).await.unwrap();
@@ -1886,7 +1848,7 @@ for fd in sorted(int(f) for f in os.listdir('/proc/self/fd')):
 
 #[tokio::test]
 async fn hostile_terminal_injection() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = "\
 import fcntl, termios, errno
@@ -1904,7 +1866,7 @@ except OSError as e:
 
 #[tokio::test]
 async fn hostile_cgroup_and_kernel_files() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let probe = format!(
         "{ATTEMPT}\
@@ -1930,7 +1892,7 @@ attempt('self_oom_up', lambda: write_now('/proc/self/oom_score_adj', b'500'))
 
 #[tokio::test]
 async fn hostile_scans_see_a_sandboxed_sleeper() {
-    let host = Host::new().await;
+    let host = Host::with(UIDS, small()).await;
     let sandbox = host.sandbox().await;
     let m = marker(7);
     let sleeper = sandbox.spawn(spec(&["/bin/sleep", &m])).await.unwrap();

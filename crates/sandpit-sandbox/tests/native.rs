@@ -5,6 +5,9 @@
 //! not meet, and removes everything when it ends, failed or not. `tests/hostile.rs` attacks the
 //! same backend.
 
+mod common;
+use common::Host;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,55 +19,15 @@ use async_trait::async_trait;
 use sandpit_sandbox::protocol::{EntryKind, FileError};
 use sandpit_sandbox::spec::SpecError;
 use sandpit_sandbox::{
-    Backend, BackendReport, NativeBackend, NativeConfig, Output, Pool, Process, ProcessEvent,
-    ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream,
-    WorkspacePath, WorkspaceSpec,
+    Backend, BackendReport, NativeBackend, Output, Pool, Process, ProcessEvent, ProcessSpec,
+    Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream, WorkspacePath,
+    WorkspaceSpec,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
 const MIB: u64 = 1 << 20;
 /// Upper bound for anything a test waits for, so a defect shows as a failure, not a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A native backend whose cgroups are all removed when the test ends, however it ends.
-struct Host {
-    backend: Arc<NativeBackend>,
-}
-
-impl Host {
-    async fn new() -> Self {
-        let backend = NativeBackend::new(NativeConfig {
-            agent_argv: vec![env!("CARGO_BIN_EXE_sandpit-agent").into(), "agent".into()],
-            uids: 61000..61100,
-            seccomp: true,
-            ready_timeout: Duration::from_secs(10),
-        })
-        .await
-        .unwrap();
-        Self {
-            backend: Arc::new(backend),
-        }
-    }
-
-    async fn sandbox(&self) -> Box<dyn Sandbox> {
-        self.sandbox_with(small()).await
-    }
-
-    async fn sandbox_with(&self, limits: SandboxLimits) -> Box<dyn Sandbox> {
-        self.backend
-            .create(&SandboxSpec::new(limits))
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Err(error) = self.backend.cleanup() {
-            eprintln!("cleanup failed: {error}");
-        }
-    }
-}
 
 fn small() -> SandboxLimits {
     SandboxLimits {
@@ -233,7 +196,7 @@ fn marker() -> String {
 
 #[tokio::test]
 async fn stdout_and_stderr_are_separate_streams() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let out = run(
         sandbox.as_ref(),
@@ -254,7 +217,7 @@ async fn stdout_and_stderr_are_separate_streams() {
 
 #[tokio::test]
 async fn large_stdin_round_trips_through_cat() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     // 2 MiB of every byte value, NUL and newlines included.
     let data: Vec<u8> = (0..2 * MIB as usize)
@@ -271,7 +234,7 @@ async fn large_stdin_round_trips_through_cat() {
 
 #[tokio::test]
 async fn exit_codes_are_reported() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     for code in [0, 1, 42, 255] {
         let out = run(
@@ -288,7 +251,7 @@ async fn exit_codes_are_reported() {
 
 #[tokio::test]
 async fn arguments_arrive_verbatim() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let args = [
         "two words",
@@ -318,7 +281,7 @@ async fn arguments_arrive_verbatim() {
 
 #[tokio::test]
 async fn nul_bytes_and_bad_specs_are_refused_before_spawning() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let err = sandbox
         .spawn(spec(&["/bin/echo", "a\0b"]))
@@ -352,7 +315,7 @@ async fn nul_bytes_and_bad_specs_are_refused_before_spawning() {
 
 #[tokio::test]
 async fn the_environment_is_exactly_the_spec() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     // The default environment, nothing more.
     let out = run(sandbox.as_ref(), &["/usr/bin/env"]).await;
@@ -392,7 +355,7 @@ async fn the_environment_is_exactly_the_spec() {
 
 #[tokio::test]
 async fn the_working_directory_is_the_spec() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     assert_eq!(sh_ok(sandbox.as_ref(), "pwd").await, "/workspace\n");
     sandbox.mkdir(&path("sub/dir")).await.unwrap();
@@ -410,7 +373,7 @@ async fn the_working_directory_is_the_spec() {
 
 #[tokio::test]
 async fn files_round_trip() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     assert!(sb.list(None).await.unwrap().is_empty());
@@ -504,7 +467,7 @@ async fn files_round_trip() {
 
 #[tokio::test]
 async fn a_written_binary_runs_with_its_mode() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("hello.c");
@@ -559,7 +522,7 @@ async fn a_written_binary_runs_with_its_mode() {
 
 #[tokio::test]
 async fn a_pty_is_a_terminal_of_the_requested_size() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let mut spec = spec(&[
         "/bin/sh",
@@ -575,7 +538,7 @@ async fn a_pty_is_a_terminal_of_the_requested_size() {
 
 #[tokio::test]
 async fn a_pty_resize_reaches_an_interactive_shell() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let mut spec = spec(&["/bin/sh", "-i"]);
     spec.stdio = StdioMode::Pty { rows: 24, cols: 80 };
@@ -603,7 +566,7 @@ async fn a_pty_resize_reaches_an_interactive_shell() {
 
 #[tokio::test]
 async fn signals_reach_the_process() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let process = sandbox.spawn(spec(&["/bin/sleep", "100"])).await.unwrap();
     assert!(process.pid() > 1);
@@ -643,7 +606,7 @@ async fn shm_segments(sandbox: &dyn Sandbox) -> usize {
 
 #[tokio::test]
 async fn reset_kills_processes_and_empties_the_scratch_space() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     let uid = sh_ok(sb, "id -u").await;
@@ -710,7 +673,7 @@ async fn reset_kills_processes_and_empties_the_scratch_space() {
 
 #[tokio::test]
 async fn usage_reports_sane_values() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let before = sandbox.usage().await.unwrap();
     // The agent (outside and inside the PID namespace) is there.
@@ -742,7 +705,7 @@ async fn usage_reports_sane_values() {
 
 #[tokio::test]
 async fn destroy_is_idempotent_and_leaves_nothing_behind() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let marker = marker();
     let _sleeper = sandbox.spawn(spec(&["/bin/sleep", &marker])).await.unwrap();
@@ -773,7 +736,7 @@ async fn destroy_is_idempotent_and_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn several_processes_run_at_once_in_one_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let sb = sandbox.as_ref();
     // Each waits for a file the next one writes, so they can only finish if all run together.
@@ -801,7 +764,7 @@ async fn several_processes_run_at_once_in_one_sandbox() {
 
 #[tokio::test]
 async fn loopback_works_inside_one_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let script = "\
 import socket, threading
@@ -846,7 +809,7 @@ impl Backend for Rationed {
 
 #[tokio::test]
 async fn a_released_lease_comes_back_reset() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let backend = Arc::new(Rationed {
         inner: host.backend.clone(),
         left: AtomicUsize::new(1),
@@ -894,7 +857,7 @@ async fn a_released_lease_comes_back_reset() {
 /// one (the rationed backend would refuse a second creation).
 #[tokio::test]
 async fn acquire_waits_for_a_returning_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let backend = Arc::new(Rationed {
         inner: host.backend.clone(),
         left: AtomicUsize::new(1),
@@ -921,7 +884,7 @@ async fn acquire_waits_for_a_returning_sandbox() {
 
 #[tokio::test]
 async fn a_dropped_lease_is_destroyed() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let backend: Arc<dyn Backend> = host.backend.clone();
     let pool = Pool::new(backend, SandboxSpec::new(small()), 0);
     let lease = patiently("acquire", pool.acquire()).await.unwrap();
@@ -947,7 +910,7 @@ async fn a_dropped_lease_is_destroyed() {
 
 #[tokio::test]
 async fn output_streams_arrive_as_events_in_order() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let sandbox = host.sandbox().await;
     let mut process = sandbox
         .spawn(spec(&[
@@ -1002,7 +965,7 @@ fn host_mounts_mentioning(needle: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_persistent_workspace_outlives_its_sandbox() {
-    let host = Host::new().await;
+    let host = Host::with(61000..61100, small()).await;
     let dir = tempfile::tempdir().unwrap();
     let box_spec = SandboxSpec {
         workspace: WorkspaceSpec::Persistent {
