@@ -74,7 +74,7 @@ struct Client {
 }
 
 struct State {
-    parser: vt100::Parser,
+    screen: screen::ScreenModel,
     clients: HashMap<u64, Client>,
     next_client: u64,
     /// Set once the shell has ended.
@@ -103,7 +103,7 @@ impl TerminalHub {
         let hub = Arc::new(Self {
             control: process.control(),
             state: Mutex::new(State {
-                parser: vt100::Parser::new(rows, cols, config.scrollback),
+                screen: screen::ScreenModel::new(rows, cols, config.scrollback),
                 clients: HashMap::new(),
                 next_client: 1,
                 ended: None,
@@ -132,8 +132,9 @@ impl TerminalHub {
         if state.ended.is_some() {
             return Err(TerminalError::Closed);
         }
-        let snapshot = screen::snapshot(&mut state.parser);
-        let (rows, cols) = state.parser.screen().size();
+        let parser = state.screen.parser();
+        let snapshot = screen::snapshot(parser);
+        let (rows, cols) = parser.screen().size();
         let mut flow = Flow::new(self.config.window_bytes);
         flow.sent_snapshot(snapshot.len() as u64);
         let (tx, events) = mpsc::unbounded_channel();
@@ -162,13 +163,15 @@ impl TerminalHub {
     fn ack(&self, id: u64, bytes: u64) {
         let mut state = self.lock();
         let State {
-            parser, clients, ..
+            screen: model,
+            clients,
+            ..
         } = &mut *state;
         let Some(client) = clients.get_mut(&id) else {
             return;
         };
         if client.flow.ack(bytes) {
-            let snapshot = screen::snapshot(parser);
+            let snapshot = screen::snapshot(model.parser());
             client.flow.sent_snapshot(snapshot.len() as u64);
             let _ = client.tx.send(HubEvent::Snapshot(Bytes::from(snapshot)));
         }
@@ -178,7 +181,7 @@ impl TerminalHub {
     fn output(&self, bytes: Vec<u8>) {
         let bytes = Bytes::from(bytes);
         let mut state = self.lock();
-        state.parser.process(&bytes);
+        state.screen.feed(&bytes);
         for client in state.clients.values_mut() {
             if client.flow.offer(bytes.len() as u64) == Deliver::Send {
                 // A client whose receiver is gone is being detached; nothing to do.
@@ -215,10 +218,10 @@ impl TerminalHub {
             if state.ended.is_some() {
                 return Err(TerminalError::Closed);
             }
-            if state.parser.screen().size() == (rows, cols) {
+            if state.screen.parser().screen().size() == (rows, cols) {
                 return Ok(());
             }
-            state.parser.screen_mut().set_size(rows, cols);
+            state.screen.parser().screen_mut().set_size(rows, cols);
             for client in state.clients.values() {
                 let _ = client.tx.send(HubEvent::Resized { rows, cols });
             }
@@ -228,7 +231,7 @@ impl TerminalHub {
 
     /// The terminal's size, rows × columns.
     pub fn size(&self) -> (u16, u16) {
-        self.lock().parser.screen().size()
+        self.lock().screen.parser().screen().size()
     }
 
     /// How many clients are attached.

@@ -50,6 +50,89 @@ pub fn snapshot(parser: &mut vt100::Parser) -> Vec<u8> {
     out
 }
 
+/// Output waiting for the screen model beyond this is parsed at once.
+const PARSE_BATCH: usize = 1 << 20;
+
+/// The server's screen model with lazy parsing: output collects in `pending` and is parsed in
+/// batches, and only when something needs the screen or a batch is full. A batch of plain text
+/// (see [`skippable_prefix`]) is parsed from where its last screen-and-scrollback's worth of
+/// lines starts, because everything before that would scroll out of the model anyway — so a
+/// `cat` of a large file costs a fraction of its bytes in parsing.
+pub struct ScreenModel {
+    parser: vt100::Parser,
+    scrollback: usize,
+    pending: Vec<u8>,
+}
+
+impl ScreenModel {
+    pub fn new(rows: u16, cols: u16, scrollback: usize) -> Self {
+        Self {
+            parser: vt100::Parser::new(rows, cols, scrollback),
+            scrollback,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Takes output; parses when a batch is full.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= PARSE_BATCH {
+            self.flush();
+        }
+    }
+
+    /// The parser, with everything fed so far applied.
+    pub fn parser(&mut self) -> &mut vt100::Parser {
+        self.flush();
+        &mut self.parser
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let rows = usize::from(self.parser.screen().size().0);
+        let skip = skippable_prefix(&self.pending, rows + self.scrollback + 2);
+        if skip > 0 {
+            // The skipped text ended a line (`\r\n`); the kept lines then scroll everything
+            // older out of the screen and the scrollback, exactly as the whole would have.
+            self.parser.process(b"\r\n");
+        }
+        self.parser.process(&self.pending[skip..]);
+        self.pending.clear();
+    }
+}
+
+/// How many leading bytes of `bytes` can be left unparsed without changing the final screen,
+/// scrollback or modes: only plain text qualifies (printable ASCII, `\r`, `\n`, `\t` — no escape
+/// sequence or other control that could change a mode), and the skip ends right after a
+/// `\r\n` that is followed by at least `keep_lines` more line feeds. 0 when it does not apply.
+pub fn skippable_prefix(bytes: &[u8], keep_lines: usize) -> usize {
+    if keep_lines == 0
+        || !bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || matches!(b, b'\r' | b'\n' | b'\t'))
+    {
+        return 0;
+    }
+    let mut seen = 0usize;
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        if b != b'\n' {
+            continue;
+        }
+        if seen == keep_lines {
+            // `i` ends the prefix; it must end with `\r\n`.
+            return if i >= 1 && bytes[i - 1] == b'\r' {
+                i + 1
+            } else {
+                0
+            };
+        }
+        seen += 1;
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +217,71 @@ mod tests {
         assert_eq!(copy.screen().contents(), "$ echo hi\nhi\n$ ");
         assert_eq!(copy.screen().cursor_position(), (2, 2));
         assert!(history(&mut copy).is_empty());
+    }
+
+    #[test]
+    fn only_plain_text_with_enough_lines_after_a_crlf_is_skipped() {
+        assert_eq!(skippable_prefix(b"a\r\nb\r\nc\r\n", 2), 3);
+        assert_eq!(
+            skippable_prefix(b"a\r\nb\r\nc\r\n", 3),
+            0,
+            "not enough lines"
+        );
+        assert_eq!(
+            skippable_prefix(b"a\nb\r\nc\r\n", 2),
+            0,
+            "a bare LF boundary"
+        );
+        assert_eq!(
+            skippable_prefix(b"\x1b[31ma\r\nb\r\nc\r\n", 1),
+            0,
+            "an escape"
+        );
+        assert_eq!(
+            skippable_prefix("é\r\nb\r\nc\r\n".as_bytes(), 1),
+            0,
+            "not ASCII"
+        );
+        assert_eq!(skippable_prefix(b"a\x08\r\nb\r\nc\r\n", 1), 0, "a control");
+    }
+
+    fn flood(lines: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..lines {
+            if i % 97 == 0 {
+                // Longer than a row: it wraps.
+                out.extend_from_slice(format!("{i} {}\r\n", "wide ".repeat(40)).as_bytes());
+            } else {
+                out.extend_from_slice(format!("line {i}\tof the flood\r\n").as_bytes());
+            }
+        }
+        out.extend_from_slice(b"$ half a line");
+        out
+    }
+
+    #[test]
+    fn a_skipped_flood_leaves_the_same_screen_and_scrollback() {
+        for (scrollback, before) in [
+            (100, &b"\x1b[1;32mprompt\x1b[m $ cat big"[..]),
+            (1000, &b"\x1b[?1049h\x1b[5;10Hin the alternate screen"[..]),
+            (0, &b"\x1b[?2004h\x1b[?1h"[..]),
+        ] {
+            let mut whole = vt100::Parser::new(24, 80, scrollback);
+            let mut lazy = ScreenModel::new(24, 80, scrollback);
+            whole.process(before);
+            lazy.feed(before);
+            let _ = lazy.parser();
+            let text = flood(5000);
+            whole.process(&text);
+            // In pieces, as output arrives; the skip happens on the full batches.
+            for chunk in text.chunks(32 << 10) {
+                lazy.feed(chunk);
+            }
+            assert_eq!(
+                snapshot(&mut whole),
+                snapshot(lazy.parser()),
+                "scrollback {scrollback}"
+            );
+        }
     }
 }
