@@ -5,7 +5,7 @@
 //! hostile case asserts the refusal and that nothing outside the target changed.
 
 mod common;
-use common::Host;
+use common::{Host, path, text};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -17,7 +17,7 @@ use flate2::write::GzEncoder;
 use sandpit_sandbox::protocol::{
     EntryKind, FileError, Precondition, TreeEntry, UnpackLimits, Unpacked,
 };
-use sandpit_sandbox::{Output, ProcessSpec, Sandbox, SandboxError, SandboxLimits, WorkspacePath};
+use sandpit_sandbox::{Output, ProcessSpec, Sandbox, SandboxError, SandboxLimits};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
@@ -37,18 +37,10 @@ fn box_limits() -> SandboxLimits {
     }
 }
 
-fn path(p: &str) -> WorkspacePath {
-    WorkspacePath::parse(p).unwrap()
-}
-
 async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(limit, fut)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 async fn sh(sandbox: &dyn Sandbox, script: &str) -> Output {

@@ -5,7 +5,10 @@
 //! Each test starts its own backend (its own cgroup parent) and removes everything when it ends.
 
 mod common;
-use common::Host;
+#[path = "common/process.rs"]
+mod process;
+use common::{Host, path, text};
+use process::{describe, eventually, is_alive};
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -17,7 +20,7 @@ use std::time::Duration;
 use sandpit_sandbox::protocol::FileError;
 use sandpit_sandbox::{
     Backend, LimitKind, Output, ProcessEvent, ProcessSpec, RootSpec, Sandbox, SandboxError,
-    SandboxLimits, SandboxSpec, StdioMode, WorkspacePath,
+    SandboxLimits, SandboxSpec, StdioMode,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -40,10 +43,6 @@ fn small() -> SandboxLimits {
         tmp_bytes: 8 * MIB,
         shm_bytes: 8 * MIB,
     }
-}
-
-fn path(p: &str) -> WorkspacePath {
-    WorkspacePath::parse(p).unwrap()
 }
 
 fn spec(argv: &[&str]) -> ProcessSpec {
@@ -101,19 +100,6 @@ async fn py_ok(sandbox: &dyn Sandbox, script: &str) -> String {
     text(&out.stdout)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "{:?}\nstdout: {}\nstderr: {}",
-        out.exit,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
 /// The sandbox still runs programs (its agent survived the attack).
 async fn assert_usable(sandbox: &dyn Sandbox) {
     assert_eq!(sh_ok(sandbox, "echo alive").await, "alive\n");
@@ -125,17 +111,6 @@ fn assert_host_forks() {
         let status = Command::new("/bin/true").status().unwrap();
         assert!(status.success());
     }
-}
-
-/// Whether host process `pid` exists and has not ended (zombies have).
-fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(')')?;
-            rest.split_whitespace().next().map(|state| state != "Z")
-        })
-        .unwrap_or(false)
 }
 
 fn host_pids() -> Vec<u32> {
@@ -173,15 +148,6 @@ fn host_pids_in_cgroup(name: &str) -> Vec<u32> {
         })
         .filter(|&pid| is_alive(pid))
         .collect()
-}
-
-/// Polls `check` until it holds; panics with `what` if it never does.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A `sleep` argument unique to this test process (nextest runs each test in its own), so the

@@ -6,7 +6,10 @@
 //! same backend.
 
 mod common;
-use common::Host;
+#[path = "common/process.rs"]
+mod process;
+use common::{Host, path, text};
+use process::{describe, eventually, is_alive};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,8 +23,7 @@ use sandpit_sandbox::protocol::{EntryKind, FileError};
 use sandpit_sandbox::spec::SpecError;
 use sandpit_sandbox::{
     Backend, BackendReport, NativeBackend, Output, Pool, Process, ProcessEvent, ProcessSpec,
-    Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream, WorkspacePath,
-    WorkspaceSpec,
+    Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream, WorkspaceSpec,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -38,10 +40,6 @@ fn small() -> SandboxLimits {
         tmp_bytes: 8 * MIB,
         shm_bytes: 8 * MIB,
     }
-}
-
-fn path(p: &str) -> WorkspacePath {
-    WorkspacePath::parse(p).unwrap()
 }
 
 fn spec(argv: &[&str]) -> ProcessSpec {
@@ -79,19 +77,6 @@ async fn sh_ok(sandbox: &dyn Sandbox, script: &str) -> String {
     text(&out.stdout)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "{:?}\nstdout: {}\nstderr: {}",
-        out.exit,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
 /// Host pids whose command line has `arg` as one of its arguments.
 fn host_pids_with_arg(arg: &str) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -107,17 +92,6 @@ fn host_pids_with_arg(arg: &str) -> Vec<u32> {
         }
     }
     pids
-}
-
-/// Whether host process `pid` exists and has not ended (zombies have).
-fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(')')?;
-            rest.split_whitespace().next().map(|state| state != "Z")
-        })
-        .unwrap_or(false)
 }
 
 /// Live host pids that are members of the cgroup named `name` (a sandbox id) in any hierarchy.
@@ -163,15 +137,6 @@ fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     walk(Path::new("/sys/fs/cgroup"), name, &mut found);
     found
-}
-
-/// Polls `check` until it holds; panics with `what` if it never does.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Reads a process's events until its stdout contains `needle`; returns everything read.

@@ -5,7 +5,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandpit_sandbox::{Backend, NativeBackend, NativeConfig, Sandbox, SandboxLimits, SandboxSpec};
+use sandpit_sandbox::{
+    Backend, NativeBackend, NativeConfig, Sandbox, SandboxLimits, SandboxSpec, WorkspacePath,
+};
 
 pub struct Host {
     pub backend: Arc<NativeBackend>,
@@ -48,4 +50,12 @@ impl Drop for Host {
             eprintln!("cleanup failed: {error}");
         }
     }
+}
+
+pub fn path(p: &str) -> WorkspacePath {
+    WorkspacePath::parse(p).unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use hmac::{Hmac, Mac};
 use sandpit_sandbox::{
     ProcessLimits, ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode,
     WorkspaceSpec,
@@ -241,7 +242,7 @@ impl Sessions {
     /// A caller's live session, or 404 / 409 `session_ended`.
     pub async fn get_live(&self, user_id: Uuid, id: Uuid) -> Result<Session, ApiError> {
         let session = self.get(user_id, id).await?;
-        if session.status == SessionStatus::Ended || session.expires_at <= Utc::now() {
+        if !is_live(&session) {
             return Err(ended());
         }
         Ok(session)
@@ -368,29 +369,25 @@ impl Sessions {
     /// The read-only share token of a session: anyone signed in who has it may watch the
     /// terminal (an HMAC of the session id, so it lasts as long as the session).
     pub fn share_token(&self, id: Uuid) -> String {
-        use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.share_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(id.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(self.share_mac(id).finalize().into_bytes())
     }
 
     /// Whether `token` is the share token of session `id` (constant time).
     pub fn check_share_token(&self, id: Uuid, token: &str) -> bool {
-        use hmac::{Hmac, Mac};
-        let Ok(bytes) = hex::decode(token) else {
-            return false;
-        };
+        hex::decode(token).is_ok_and(|bytes| self.share_mac(id).verify_slice(&bytes).is_ok())
+    }
+
+    fn share_mac(&self, id: Uuid) -> Hmac<sha2::Sha256> {
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.share_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(id.as_bytes());
-        mac.verify_slice(&bytes).is_ok()
+        mac
     }
 
     /// A live session by id, whoever owns it (for a share-token viewer).
     pub async fn get_live_any(&self, id: Uuid) -> Result<Session, ApiError> {
         match self.store.session(id).await.map_err(ApiError::internal)? {
-            Some(s) if s.status == SessionStatus::Live && s.expires_at > Utc::now() => Ok(s),
+            Some(s) if is_live(&s) => Ok(s),
             Some(_) => Err(ended()),
             None => Err(not_found()),
         }
@@ -580,6 +577,11 @@ impl Sessions {
             }
         }
     }
+}
+
+/// Live in the store and not yet past its expiry (the reaper may not have ended it yet).
+fn is_live(session: &Session) -> bool {
+    session.status == SessionStatus::Live && session.expires_at > Utc::now()
 }
 
 async fn write_defaults(sandbox: &dyn Sandbox, environment: &str) -> Result<usize, ApiError> {
