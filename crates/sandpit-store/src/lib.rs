@@ -113,7 +113,29 @@ pub trait Store: Send + Sync + 'static {
     async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Session>>;
     /// Every live session, oldest first (start-up reconciliation).
     async fn live_sessions(&self) -> Result<Vec<Session>>;
+
+    // --- attempts: judge runs, and the lab progress they make ---
+
+    /// Inserts an attempt; when it passed, records the step as passed for its user (first time
+    /// only) in the same transaction. The session must exist and belong to `user_id`, else
+    /// [`StoreError::NotFound`] (an unknown user too); a taken id → [`StoreError::Conflict`]
+    /// with `constraint = "attempts.id"`. `failures` and `notes` must be JSON arrays and
+    /// `metrics` a JSON object, else [`StoreError::Database`] (a check constraint).
+    async fn create_attempt(&self, new: NewAttempt) -> Result<Attempt>;
+    async fn attempt(&self, id: Uuid) -> Result<Option<Attempt>>;
+    /// A user's attempts, newest first (`submitted_at`, then id), filtered; at most
+    /// `filter.limit`, capped at [`ATTEMPTS_LIMIT_MAX`].
+    async fn attempts_of(&self, user_id: Uuid, filter: AttemptFilter) -> Result<Vec<Attempt>>;
+    /// Every step a user has passed, all labs, ordered by lab (byte order, in both engines)
+    /// then `passed_at` (then step).
+    async fn progress_of(&self, user_id: Uuid) -> Result<Vec<StepProgress>>;
+    /// Per lab, ordered by lab (byte order): how many attempts a user made, how many passed, the last one's
+    /// time. Labs without attempts are absent.
+    async fn attempt_counts(&self, user_id: Uuid) -> Result<Vec<LabAttempts>>;
 }
+
+/// The most attempts one [`Store::attempts_of`] call returns, whatever `filter.limit` asks.
+pub const ATTEMPTS_LIMIT_MAX: u32 = 500;
 
 /// The [`StoreError::Conflict`] constraint of [`Store::create_session`] when the user already
 /// has `max_live` live sessions. Not a database constraint: the cap is a parameter, checked

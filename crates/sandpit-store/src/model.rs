@@ -238,3 +238,72 @@ pub struct NewSession {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// One judge run of a lab step, as the judge reported it. Attempts are history: they are
+/// written once and never change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// The session whose workspace was judged; it belongs to `user_id`.
+    pub session_id: Uuid,
+    /// The lab's slug.
+    pub lab: String,
+    /// The step's id within the lab.
+    pub step: String,
+    pub passed: bool,
+    /// A JSON array: what the judge found wrong (empty when `passed`).
+    pub failures: serde_json::Value,
+    /// A JSON object: what the judge measured (durations, counts).
+    pub metrics: serde_json::Value,
+    /// A JSON array: remarks that are neither failures nor metrics.
+    pub notes: serde_json::Value,
+    pub submitted_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub lab: String,
+    pub step: String,
+    pub passed: bool,
+    /// Must be a JSON array; the database refuses anything else.
+    pub failures: serde_json::Value,
+    /// Must be a JSON object; the database refuses anything else.
+    pub metrics: serde_json::Value,
+    /// Must be a JSON array; the database refuses anything else.
+    pub notes: serde_json::Value,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// Which of a user's attempts [`crate::Store::attempts_of`] returns. No `Default`: a zero
+/// `limit` means no rows, which is never what a forgotten field should mean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFilter {
+    /// Only attempts at this lab.
+    pub lab: Option<String>,
+    /// Only attempts judged in this session.
+    pub session_id: Option<Uuid>,
+    /// At most this many, capped at [`crate::ATTEMPTS_LIMIT_MAX`].
+    pub limit: u32,
+}
+
+/// A step a user has passed, and when it first passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepProgress {
+    pub lab: String,
+    pub step: String,
+    pub passed_at: DateTime<Utc>,
+}
+
+/// A user's attempts at one lab, summed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabAttempts {
+    pub lab: String,
+    pub attempts: u64,
+    /// How many of `attempts` passed (attempts, not distinct steps).
+    pub passed: u64,
+    pub last_submitted_at: DateTime<Utc>,
+}

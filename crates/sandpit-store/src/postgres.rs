@@ -12,9 +12,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::{
-    Credential, CredentialKind, EndReason, ExternalIdentity, NewCredential, NewIdentity,
-    NewSession, NewUser, Result, Role, SESSIONS_LIVE_PER_USER, Session, SessionStatus, Store,
-    StoreError, User,
+    ATTEMPTS_LIMIT_MAX, Attempt, AttemptFilter, Credential, CredentialKind, EndReason,
+    ExternalIdentity, LabAttempts, NewAttempt, NewCredential, NewIdentity, NewSession, NewUser,
+    Result, Role, SESSIONS_LIVE_PER_USER, Session, SessionStatus, StepProgress, Store, StoreError,
+    User,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -45,6 +46,26 @@ macro_rules! session_cols {
     () => {
         "s.id, s.user_id, s.environment, s.lab, s.status, s.created_at, s.expires_at, \
          s.ended_at, s.end_reason"
+    };
+}
+macro_rules! attempt_cols {
+    () => {
+        "a.id, a.user_id, a.session_id, a.lab, a.step, a.passed, a.failures, a.metrics, \
+         a.notes, a.submitted_at"
+    };
+}
+/// `attempts_of` with the filter clause `$filter`: one static query per filter combination
+/// (not `($3 IS NULL OR a.lab = $3)`, which a generic plan cannot put on an index).
+/// `$1` is the user, `$2` the limit.
+macro_rules! attempts_of_query {
+    ($filter:literal) => {
+        concat!(
+            "SELECT ",
+            attempt_cols!(),
+            " FROM attempts a WHERE a.user_id = $1",
+            $filter,
+            " ORDER BY a.submitted_at DESC, a.id DESC LIMIT $2"
+        )
     };
 }
 
@@ -516,6 +537,137 @@ impl Store for PgStore {
         .map(session_at)
         .collect()
     }
+
+    async fn create_attempt(&self, new: NewAttempt) -> Result<Attempt> {
+        let submitted_at = micros(new.submitted_at);
+        // Two concurrent first passes of one step: the second insert into lab_progress waits
+        // for the first transaction, then does nothing, so the first passed_at stays.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO attempts (id, user_id, session_id, lab, step, passed, failures, \
+             metrics, notes, submitted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new.id)
+        .bind(new.user_id)
+        .bind(new.session_id)
+        .bind(&new.lab)
+        .bind(&new.step)
+        .bind(new.passed)
+        .bind(Json(&new.failures))
+        .bind(Json(&new.metrics))
+        .bind(Json(&new.notes))
+        .bind(submitted_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if new.passed {
+            sqlx::query(
+                "INSERT INTO lab_progress (user_id, lab, step, passed_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(new.user_id)
+            .bind(&new.lab)
+            .bind(&new.step)
+            .bind(submitted_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Attempt {
+            id: new.id,
+            user_id: new.user_id,
+            session_id: new.session_id,
+            lab: new.lab,
+            step: new.step,
+            passed: new.passed,
+            failures: new.failures,
+            metrics: new.metrics,
+            notes: new.notes,
+            submitted_at,
+        })
+    }
+
+    async fn attempt(&self, id: Uuid) -> Result<Option<Attempt>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            attempt_cols!(),
+            " FROM attempts a WHERE a.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| attempt_at(&row))
+        .transpose()
+    }
+
+    async fn attempts_of(&self, user_id: Uuid, filter: AttemptFilter) -> Result<Vec<Attempt>> {
+        let query = match (&filter.lab, &filter.session_id) {
+            (None, None) => attempts_of_query!(""),
+            (Some(_), None) => attempts_of_query!(" AND a.lab = $3"),
+            (None, Some(_)) => attempts_of_query!(" AND a.session_id = $3"),
+            (Some(_), Some(_)) => attempts_of_query!(" AND a.lab = $3 AND a.session_id = $4"),
+        };
+        let mut query = sqlx::query(query)
+            .bind(user_id)
+            .bind(i64::from(filter.limit.min(ATTEMPTS_LIMIT_MAX)));
+        if let Some(lab) = filter.lab {
+            query = query.bind(lab);
+        }
+        if let Some(session_id) = filter.session_id {
+            query = query.bind(session_id);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(attempt_at)
+            .collect()
+    }
+
+    async fn progress_of(&self, user_id: Uuid) -> Result<Vec<StepProgress>> {
+        sqlx::query(
+            "SELECT lab, step, passed_at FROM lab_progress WHERE user_id = $1 \
+             ORDER BY lab, passed_at, step",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            Ok(StepProgress {
+                lab: get(row, 0)?,
+                step: get(row, 1)?,
+                passed_at: get(row, 2)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn attempt_counts(&self, user_id: Uuid) -> Result<Vec<LabAttempts>> {
+        sqlx::query(
+            "SELECT lab, COUNT(*), COUNT(*) FILTER (WHERE passed), MAX(submitted_at) \
+             FROM attempts \
+             WHERE user_id = $1 GROUP BY lab ORDER BY lab",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            Ok(LabAttempts {
+                lab: get(row, 0)?,
+                attempts: get::<i64>(row, 1)?.unsigned_abs(),
+                passed: get::<i64>(row, 2)?.unsigned_abs(),
+                last_submitted_at: get(row, 3)?,
+            })
+        })
+        .collect()
+    }
 }
 
 /// The one place PostgreSQL errors become domain errors. Constraint names are those of
@@ -533,7 +685,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     Some("external_identities_pkey") => Some("external_identities.id"),
                     Some("credentials_token_hash_key") => Some("credentials.token_hash"),
                     Some("credentials_pkey") => Some("credentials.id"),
-                    Some("sessions_pkey") => Some("sessions.id"),
+                    // (id, user_id) is unique because id is; either index may see a taken id.
+                    Some("sessions_pkey" | "sessions_id_user_id_key") => Some("sessions.id"),
+                    Some("attempts_pkey") => Some("attempts.id"),
                     _ => None,
                 };
                 if let Some(constraint) = constraint {
@@ -635,5 +789,24 @@ fn session_at(row: &PgRow) -> Result<Session> {
             .map(str::parse)
             .transpose()
             .map_err(|e| corrupt("sessions.end_reason", e))?,
+    })
+}
+
+/// Decodes [`attempt_cols!`].
+fn attempt_at(row: &PgRow) -> Result<Attempt> {
+    let Json(failures) = get(row, 6)?;
+    let Json(metrics) = get(row, 7)?;
+    let Json(notes) = get(row, 8)?;
+    Ok(Attempt {
+        id: get(row, 0)?,
+        user_id: get(row, 1)?,
+        session_id: get(row, 2)?,
+        lab: get(row, 3)?,
+        step: get(row, 4)?,
+        passed: get(row, 5)?,
+        failures,
+        metrics,
+        notes,
+        submitted_at: get(row, 9)?,
     })
 }

@@ -19,9 +19,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::{
-    Credential, CredentialKind, EndReason, ExternalIdentity, NewCredential, NewIdentity,
-    NewSession, NewUser, Result, Role, SESSIONS_LIVE_PER_USER, Session, SessionStatus, Store,
-    StoreError, User,
+    ATTEMPTS_LIMIT_MAX, Attempt, AttemptFilter, Credential, CredentialKind, EndReason,
+    ExternalIdentity, LabAttempts, NewAttempt, NewCredential, NewIdentity, NewSession, NewUser,
+    Result, Role, SESSIONS_LIVE_PER_USER, Session, SessionStatus, StepProgress, Store, StoreError,
+    User,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -55,6 +56,26 @@ macro_rules! session_cols {
     () => {
         "s.id, s.user_id, s.environment, s.lab, s.status, s.created_at, s.expires_at, \
          s.ended_at, s.end_reason"
+    };
+}
+macro_rules! attempt_cols {
+    () => {
+        "a.id, a.user_id, a.session_id, a.lab, a.step, a.passed, a.failures, a.metrics, \
+         a.notes, a.submitted_at"
+    };
+}
+/// `attempts_of` with the filter clause `$filter`: one static query per filter combination
+/// (not `(?3 IS NULL OR a.lab = ?3)`), so each is planned onto the index that serves it.
+/// `?1` is the user, `?2` the limit.
+macro_rules! attempts_of_query {
+    ($filter:literal) => {
+        concat!(
+            "SELECT ",
+            attempt_cols!(),
+            " FROM attempts a WHERE a.user_id = ?1",
+            $filter,
+            " ORDER BY a.submitted_at DESC, a.id DESC LIMIT ?2"
+        )
     };
 }
 
@@ -539,6 +560,137 @@ impl Store for SqliteStore {
         .map(session_at)
         .collect()
     }
+
+    async fn create_attempt(&self, new: NewAttempt) -> Result<Attempt> {
+        let submitted_at = micros(new.submitted_at);
+        // The first statement writes, so the transaction takes SQLite's write lock at once
+        // (no read-to-write upgrade that could fail with SQLITE_BUSY).
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO attempts (id, user_id, session_id, lab, step, passed, failures, \
+             metrics, notes, submitted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(new.id.hyphenated())
+        .bind(new.user_id.hyphenated())
+        .bind(new.session_id.hyphenated())
+        .bind(&new.lab)
+        .bind(&new.step)
+        .bind(new.passed)
+        .bind(Json(&new.failures))
+        .bind(Json(&new.metrics))
+        .bind(Json(&new.notes))
+        .bind(ts(submitted_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if new.passed {
+            sqlx::query(
+                "INSERT INTO lab_progress (user_id, lab, step, passed_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .bind(new.user_id.hyphenated())
+            .bind(&new.lab)
+            .bind(&new.step)
+            .bind(ts(submitted_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Attempt {
+            id: new.id,
+            user_id: new.user_id,
+            session_id: new.session_id,
+            lab: new.lab,
+            step: new.step,
+            passed: new.passed,
+            failures: new.failures,
+            metrics: new.metrics,
+            notes: new.notes,
+            submitted_at,
+        })
+    }
+
+    async fn attempt(&self, id: Uuid) -> Result<Option<Attempt>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            attempt_cols!(),
+            " FROM attempts a WHERE a.id = ?1"
+        ))
+        .bind(id.hyphenated())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(|row| attempt_at(&row))
+        .transpose()
+    }
+
+    async fn attempts_of(&self, user_id: Uuid, filter: AttemptFilter) -> Result<Vec<Attempt>> {
+        let query = match (&filter.lab, &filter.session_id) {
+            (None, None) => attempts_of_query!(""),
+            (Some(_), None) => attempts_of_query!(" AND a.lab = ?3"),
+            (None, Some(_)) => attempts_of_query!(" AND a.session_id = ?3"),
+            (Some(_), Some(_)) => attempts_of_query!(" AND a.lab = ?3 AND a.session_id = ?4"),
+        };
+        let mut query = sqlx::query(query)
+            .bind(user_id.hyphenated())
+            .bind(i64::from(filter.limit.min(ATTEMPTS_LIMIT_MAX)));
+        if let Some(lab) = filter.lab {
+            query = query.bind(lab);
+        }
+        if let Some(session_id) = filter.session_id {
+            query = query.bind(session_id.hyphenated());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(attempt_at)
+            .collect()
+    }
+
+    async fn progress_of(&self, user_id: Uuid) -> Result<Vec<StepProgress>> {
+        sqlx::query(
+            "SELECT lab, step, passed_at FROM lab_progress WHERE user_id = ?1 \
+             ORDER BY lab, passed_at, step",
+        )
+        .bind(user_id.hyphenated())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            Ok(StepProgress {
+                lab: get_str(row, 0)?.to_owned(),
+                step: get_str(row, 1)?.to_owned(),
+                passed_at: get_ts(row, 2, "lab_progress.passed_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn attempt_counts(&self, user_id: Uuid) -> Result<Vec<LabAttempts>> {
+        // MAX of the fixed-width text is the latest instant.
+        sqlx::query(
+            "SELECT lab, COUNT(*), SUM(passed), MAX(submitted_at) FROM attempts \
+             WHERE user_id = ?1 GROUP BY lab ORDER BY lab",
+        )
+        .bind(user_id.hyphenated())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            Ok(LabAttempts {
+                lab: get_str(row, 0)?.to_owned(),
+                attempts: get_count(row, 1)?,
+                passed: get_count(row, 2)?,
+                last_submitted_at: get_ts(row, 3, "attempts.submitted_at")?,
+            })
+        })
+        .collect()
+    }
 }
 
 /// The one place SQLite errors become domain errors.
@@ -557,6 +709,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     ("credentials.token_hash", "credentials.token_hash"),
                     ("credentials.id", "credentials.id"),
                     ("sessions.id", "sessions.id"),
+                    ("attempts.id", "attempts.id"),
                 ]
                 .into_iter()
                 .find(|(column, _)| columns.contains(column));
@@ -596,6 +749,12 @@ fn get_str(row: &SqliteRow, i: usize) -> Result<&str> {
 
 fn get_opt_str(row: &SqliteRow, i: usize) -> Result<Option<&str>> {
     row.try_get(i).map_err(StoreError::Database)
+}
+
+/// A `COUNT` or `SUM` of 0/1 values: never negative.
+fn get_count(row: &SqliteRow, i: usize) -> Result<u64> {
+    let n: i64 = row.try_get(i).map_err(StoreError::Database)?;
+    Ok(n.unsigned_abs())
 }
 
 fn get_uuid(row: &SqliteRow, i: usize, column: &'static str) -> Result<Uuid> {
@@ -686,6 +845,26 @@ fn session_at(row: &SqliteRow) -> Result<Session> {
             .map(str::parse)
             .transpose()
             .map_err(|e| corrupt("sessions.end_reason", e))?,
+    })
+}
+
+/// Decodes [`attempt_cols!`].
+fn attempt_at(row: &SqliteRow) -> Result<Attempt> {
+    let json = |i: usize| -> Result<serde_json::Value> {
+        let Json(value) = row.try_get(i).map_err(StoreError::Database)?;
+        Ok(value)
+    };
+    Ok(Attempt {
+        id: get_uuid(row, 0, "attempts.id")?,
+        user_id: get_uuid(row, 1, "attempts.user_id")?,
+        session_id: get_uuid(row, 2, "attempts.session_id")?,
+        lab: get_str(row, 3)?.to_owned(),
+        step: get_str(row, 4)?.to_owned(),
+        passed: row.try_get(5).map_err(StoreError::Database)?,
+        failures: json(6)?,
+        metrics: json(7)?,
+        notes: json(8)?,
+        submitted_at: get_ts(row, 9, "attempts.submitted_at")?,
     })
 }
 

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use sandpit_store::{
-    Credential, CredentialKind, EndReason, NewCredential, NewIdentity, NewSession, NewUser, Role,
-    SESSIONS_LIVE_PER_USER, Session, SessionStatus, Store, StoreError, User,
+    ATTEMPTS_LIMIT_MAX, Attempt, AttemptFilter, Credential, CredentialKind, EndReason, LabAttempts,
+    NewAttempt, NewCredential, NewIdentity, NewSession, NewUser, Role, SESSIONS_LIVE_PER_USER,
+    Session, SessionStatus, StepProgress, Store, StoreError, User,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -1088,6 +1089,511 @@ async fn live_sessions_excludes_ended(store: Arc<dyn Store>) {
     assert_eq!(store.live_sessions().await.unwrap(), []);
 }
 
+/// An attempt of `session` (and its user) at `lab`/`step`, submitted `at`; a failing one
+/// carries one failure.
+fn new_attempt(
+    session: &Session,
+    lab: &str,
+    step: &str,
+    passed: bool,
+    at: DateTime<Utc>,
+) -> NewAttempt {
+    NewAttempt {
+        id: Uuid::now_v7(),
+        user_id: session.user_id,
+        session_id: session.id,
+        lab: lab.to_owned(),
+        step: step.to_owned(),
+        passed,
+        failures: if passed {
+            json!([])
+        } else {
+            json!([{ "check": "output", "message": "expected 42" }])
+        },
+        metrics: json!({ "duration_ms": 12 }),
+        notes: json!([]),
+        submitted_at: at,
+    }
+}
+
+async fn attempt(store: &dyn Store, new: NewAttempt) -> Attempt {
+    store.create_attempt(new).await.unwrap()
+}
+
+fn attempt_ids(attempts: &[Attempt]) -> Vec<Uuid> {
+    attempts.iter().map(|a| a.id).collect()
+}
+
+fn filter(lab: Option<&str>, session_id: Option<Uuid>, limit: u32) -> AttemptFilter {
+    AttemptFilter {
+        lab: lab.map(str::to_owned),
+        session_id,
+        limit,
+    }
+}
+
+fn progress(lab: &str, step: &str, passed_at: DateTime<Utc>) -> StepProgress {
+    StepProgress {
+        lab: lab.to_owned(),
+        step: step.to_owned(),
+        passed_at: passed_at.trunc_subsecs(6),
+    }
+}
+
+async fn create_and_get_attempt(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let new = NewAttempt {
+        failures: json!([
+            { "check": "stdout", "expected": "42\n", "got": "41\n", "line": 3 },
+            "plain text failure: ünïcödé ✓, \"quotes\" and \\ backslash"
+        ]),
+        metrics: json!({
+            "duration_ms": 1234,
+            "ratio": 0.1,
+            "big": 9_007_199_254_740_993_u64,
+            "nested": { "tests": [1, 2, 3], "ok": false, "none": null },
+        }),
+        notes: json!(["note one", { "hint": "use print()" }]),
+        ..new_attempt(&s, "python-basics", "hello-world", false, t0() + secs(60))
+    };
+    let created = store.create_attempt(new.clone()).await.unwrap();
+    let expected = Attempt {
+        id: new.id,
+        user_id: alice.id,
+        session_id: s.id,
+        lab: "python-basics".to_owned(),
+        step: "hello-world".to_owned(),
+        passed: false,
+        failures: new.failures.clone(),
+        metrics: new.metrics.clone(),
+        notes: new.notes.clone(),
+        submitted_at: (t0() + secs(60)).trunc_subsecs(6),
+    };
+    assert_eq!(created, expected, "create returns what is stored");
+    assert_eq!(store.attempt(new.id).await.unwrap(), Some(expected));
+    assert_eq!(
+        created.submitted_at.timestamp_subsec_nanos(),
+        535_897_000,
+        "microsecond precision"
+    );
+
+    // A passing attempt round-trips `passed` too.
+    let passing = attempt(
+        &*store,
+        new_attempt(&s, "python-basics", "hello-world", true, t0() + secs(61)),
+    )
+    .await;
+    assert!(passing.passed);
+    assert_eq!(store.attempt(passing.id).await.unwrap(), Some(passing));
+    assert_eq!(store.attempt(Uuid::now_v7()).await.unwrap(), None);
+}
+
+async fn attempt_constraints(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let bobs = session(&*store, new_session(bob.id, t0())).await;
+    let first = attempt(&*store, new_attempt(&s, "lab", "a", false, t0())).await;
+
+    // A taken id, even for a passing attempt: nothing of it is written, progress included.
+    assert_conflict(
+        store
+            .create_attempt(NewAttempt {
+                id: first.id,
+                ..new_attempt(&s, "lab", "b", true, t0())
+            })
+            .await,
+        "attempts.id",
+    );
+    assert_eq!(store.progress_of(alice.id).await.unwrap(), []);
+    assert_eq!(store.attempt(first.id).await.unwrap(), Some(first));
+
+    // An unknown session, an unknown user, and a session of another user.
+    assert_not_found(
+        store
+            .create_attempt(NewAttempt {
+                session_id: Uuid::now_v7(),
+                ..new_attempt(&s, "lab", "a", true, t0())
+            })
+            .await,
+    );
+    assert_not_found(
+        store
+            .create_attempt(NewAttempt {
+                user_id: Uuid::now_v7(),
+                ..new_attempt(&s, "lab", "a", true, t0())
+            })
+            .await,
+    );
+    assert_not_found(
+        store
+            .create_attempt(NewAttempt {
+                user_id: alice.id,
+                ..new_attempt(&bobs, "lab", "a", true, t0())
+            })
+            .await,
+    );
+
+    // The JSON fields have fixed shapes.
+    for bad in [
+        NewAttempt {
+            failures: json!({ "not": "an array" }),
+            ..new_attempt(&s, "lab", "a", true, t0())
+        },
+        NewAttempt {
+            metrics: json!([1, 2]),
+            ..new_attempt(&s, "lab", "a", true, t0())
+        },
+        NewAttempt {
+            notes: json!("a string"),
+            ..new_attempt(&s, "lab", "a", true, t0())
+        },
+    ] {
+        let id = bad.id;
+        match store.create_attempt(bad).await {
+            Err(StoreError::Database(_)) => {}
+            other => panic!("expected a check violation, got {other:?}"),
+        }
+        assert_eq!(store.attempt(id).await.unwrap(), None);
+    }
+
+    // Nothing but `first` was written, and no progress at all.
+    let all = store
+        .attempts_of(alice.id, filter(None, None, 100))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(store.progress_of(alice.id).await.unwrap(), []);
+    assert_eq!(store.attempt_counts(bob.id).await.unwrap(), []);
+}
+
+async fn attempts_of_filters_newest_first(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let py1 = session(&*store, new_session(alice.id, t0())).await;
+    let py2 = session(&*store, new_session(alice.id, t0() + secs(100))).await;
+    let rs = session(
+        &*store,
+        NewSession {
+            lab: Some("rust-intro".to_owned()),
+            ..new_session(alice.id, t0() + secs(200))
+        },
+    )
+    .await;
+    let bobs = session(&*store, new_session(bob.id, t0())).await;
+
+    // Inserted out of time order, 1 µs apart and across sessions and labs, so the order comes
+    // from submitted_at, not insertion. `a[i]` is submitted at t0 + offsets[i] µs.
+    let plan: [(&Session, &str, i64); 7] = [
+        (&py1, "python-basics", 3),
+        (&rs, "rust-intro", 6),
+        (&py1, "python-basics", 0),
+        (&py2, "python-basics", 5),
+        (&rs, "rust-intro", 1),
+        (&py2, "python-basics", 4),
+        // A playground-ish mix: a python-basics attempt in the rust session.
+        (&rs, "python-basics", 2),
+    ];
+    let mut a = Vec::new();
+    for (s, lab, offset_us) in plan {
+        let at = t0() + TimeDelta::microseconds(offset_us);
+        a.push(
+            attempt(
+                &*store,
+                new_attempt(s, lab, "step-1", offset_us % 2 == 0, at),
+            )
+            .await,
+        );
+    }
+    // Bob's attempts at the same lab, same times: never alice's.
+    for offset_us in [0, 3, 7] {
+        let at = t0() + TimeDelta::microseconds(offset_us);
+        attempt(
+            &*store,
+            new_attempt(&bobs, "python-basics", "step-1", true, at),
+        )
+        .await;
+    }
+
+    const NO_IDS: [Uuid; 0] = [];
+    let of = |lab: Option<&'static str>, session_id: Option<Uuid>, limit: u32| {
+        let store = store.clone();
+        async move {
+            let found = store
+                .attempts_of(alice.id, filter(lab, session_id, limit))
+                .await
+                .unwrap();
+            assert!(found.iter().all(|x| x.user_id == alice.id), "only alice's");
+            attempt_ids(&found)
+        }
+    };
+
+    let all = store
+        .attempts_of(alice.id, filter(None, None, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        attempt_ids(&all),
+        [
+            a[1].id, a[3].id, a[5].id, a[0].id, a[6].id, a[4].id, a[2].id
+        ],
+        "newest first"
+    );
+    assert_eq!(all[0], a[1], "whole rows");
+    assert_eq!(
+        of(Some("python-basics"), None, 100).await,
+        [a[3].id, a[5].id, a[0].id, a[6].id, a[2].id]
+    );
+    assert_eq!(of(Some("rust-intro"), None, 100).await, [a[1].id, a[4].id]);
+    assert_eq!(
+        of(Some("python"), None, 100).await,
+        NO_IDS,
+        "exact lab only"
+    );
+    assert_eq!(of(None, Some(py1.id), 100).await, [a[0].id, a[2].id]);
+    assert_eq!(of(None, Some(py2.id), 100).await, [a[3].id, a[5].id]);
+    assert_eq!(
+        of(None, Some(rs.id), 100).await,
+        [a[1].id, a[6].id, a[4].id]
+    );
+    assert_eq!(
+        of(Some("python-basics"), Some(rs.id), 100).await,
+        [a[6].id],
+        "both filters at once"
+    );
+    assert_eq!(of(Some("rust-intro"), Some(py1.id), 100).await, NO_IDS);
+    // Bob's session is not alice's, whatever else matches.
+    assert_eq!(of(None, Some(bobs.id), 100).await, NO_IDS);
+    assert_eq!(of(Some("python-basics"), Some(bobs.id), 100).await, NO_IDS);
+
+    // Limits keep the newest.
+    assert_eq!(of(None, None, 2).await, [a[1].id, a[3].id]);
+    assert_eq!(of(Some("python-basics"), None, 1).await, [a[3].id]);
+    assert_eq!(of(None, Some(rs.id), 2).await, [a[1].id, a[6].id]);
+    assert_eq!(of(Some("python-basics"), Some(py1.id), 1).await, [a[0].id]);
+    assert_eq!(of(None, None, 0).await, NO_IDS);
+
+    // Bob sees his own, and an unknown user nothing.
+    let bobs_attempts = store
+        .attempts_of(bob.id, filter(None, None, 100))
+        .await
+        .unwrap();
+    assert_eq!(bobs_attempts.len(), 3);
+    assert!(bobs_attempts.iter().all(|x| x.user_id == bob.id));
+    assert_eq!(
+        store
+            .attempts_of(Uuid::now_v7(), filter(None, None, 100))
+            .await
+            .unwrap(),
+        []
+    );
+}
+
+async fn attempts_at_one_instant_order_by_id(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    // UUIDv7 ids made in order sort in order; insert them in reverse.
+    let mut news: Vec<NewAttempt> = (0..4)
+        .map(|_| new_attempt(&s, "lab", "a", false, t0()))
+        .collect();
+    news.sort_by_key(|n| n.id);
+    let ascending: Vec<Uuid> = news.iter().map(|n| n.id).collect();
+    for new in news.into_iter().rev() {
+        attempt(&*store, new).await;
+    }
+    let found = store
+        .attempts_of(alice.id, filter(None, None, 100))
+        .await
+        .unwrap();
+    let mut descending = ascending;
+    descending.reverse();
+    assert_eq!(attempt_ids(&found), descending);
+}
+
+async fn attempts_of_caps_the_limit(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let n = ATTEMPTS_LIMIT_MAX + 1;
+    for i in 0..n {
+        let at = t0() + TimeDelta::microseconds(i64::from(i));
+        attempt(&*store, new_attempt(&s, "lab", "a", false, at)).await;
+    }
+    for limit in [ATTEMPTS_LIMIT_MAX, ATTEMPTS_LIMIT_MAX + 1, u32::MAX] {
+        let found = store
+            .attempts_of(alice.id, filter(None, None, limit))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 500, "limit {limit}");
+        // The newest 500: the oldest one is the one left out.
+        assert_eq!(
+            found.last().unwrap().submitted_at,
+            (t0() + TimeDelta::microseconds(1)).trunc_subsecs(6)
+        );
+    }
+    let counts = store.attempt_counts(alice.id).await.unwrap();
+    assert_eq!(
+        counts[0].attempts,
+        u64::from(n),
+        "the cap is on the page only"
+    );
+}
+
+async fn passing_records_progress_once(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let s1 = session(&*store, new_session(alice.id, t0())).await;
+    let s2 = session(&*store, new_session(alice.id, t0() + secs(3600))).await;
+    let bobs = session(&*store, new_session(bob.id, t0())).await;
+    let first_pass = t0() + secs(10) + TimeDelta::nanoseconds(999);
+
+    attempt(
+        &*store,
+        new_attempt(&s1, "python-basics", "hello", false, t0()),
+    )
+    .await;
+    assert_eq!(
+        store.progress_of(alice.id).await.unwrap(),
+        [],
+        "a failing attempt records no progress"
+    );
+    attempt(
+        &*store,
+        new_attempt(&s1, "python-basics", "hello", true, first_pass),
+    )
+    .await;
+    let expected = [progress("python-basics", "hello", first_pass)];
+    assert_eq!(store.progress_of(alice.id).await.unwrap(), expected);
+
+    // Failing and passing again later, in another session, changes nothing.
+    attempt(
+        &*store,
+        new_attempt(&s2, "python-basics", "hello", false, t0() + secs(4000)),
+    )
+    .await;
+    attempt(
+        &*store,
+        new_attempt(&s2, "python-basics", "hello", true, t0() + secs(5000)),
+    )
+    .await;
+    assert_eq!(store.progress_of(alice.id).await.unwrap(), expected);
+
+    // Bob passing the same step is his progress, not alice's; and a failing attempt at a new
+    // step records nothing for it.
+    attempt(
+        &*store,
+        new_attempt(&bobs, "python-basics", "hello", true, t0() + secs(1)),
+    )
+    .await;
+    attempt(
+        &*store,
+        new_attempt(&s2, "python-basics", "loops", false, t0() + secs(6000)),
+    )
+    .await;
+    assert_eq!(store.progress_of(alice.id).await.unwrap(), expected);
+    assert_eq!(
+        store.progress_of(bob.id).await.unwrap(),
+        [progress("python-basics", "hello", t0() + secs(1))]
+    );
+    assert_eq!(store.progress_of(Uuid::now_v7()).await.unwrap(), []);
+}
+
+async fn progress_orders_by_lab_then_passed_at(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    // Passed out of lab order and, within a lab, out of step-name order. The labs differ by
+    // a hyphen, which byte order puts first ('-' < 'b') and some locales ignore.
+    let passes = [
+        ("rust-intro", "b-ownership", 5),
+        ("python-basics", "z-last-name", 1),
+        ("pythonbasics", "a", 0),
+        ("rust-intro", "a-hello", 6),
+        ("python-basics", "a-first-name", 3),
+        ("python-basics", "m-middle", 2),
+    ];
+    for (lab, step, at) in passes {
+        attempt(&*store, new_attempt(&s, lab, step, true, t0() + secs(at))).await;
+    }
+    assert_eq!(
+        store.progress_of(alice.id).await.unwrap(),
+        [
+            progress("python-basics", "z-last-name", t0() + secs(1)),
+            progress("python-basics", "m-middle", t0() + secs(2)),
+            progress("python-basics", "a-first-name", t0() + secs(3)),
+            progress("pythonbasics", "a", t0()),
+            progress("rust-intro", "b-ownership", t0() + secs(5)),
+            progress("rust-intro", "a-hello", t0() + secs(6)),
+        ]
+    );
+}
+
+async fn attempt_counts_per_lab(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let s = session(&*store, new_session(alice.id, t0())).await;
+    let bobs = session(&*store, new_session(bob.id, t0())).await;
+    assert_eq!(store.attempt_counts(alice.id).await.unwrap(), []);
+
+    // The latest python-basics attempt is not the last inserted, and it fails.
+    let plan = [
+        ("python-basics", true, 10),
+        ("rust-intro", false, 5),
+        ("python-basics", false, 30),
+        ("python-basics", true, 20),
+        ("rust-intro", false, 7),
+    ];
+    for (lab, passed, at) in plan {
+        let at = t0() + secs(at);
+        attempt(&*store, new_attempt(&s, lab, "step", passed, at)).await;
+    }
+    // Bob's attempts count for bob only.
+    attempt(
+        &*store,
+        new_attempt(&bobs, "python-basics", "step", true, t0() + secs(99)),
+    )
+    .await;
+    attempt(
+        &*store,
+        new_attempt(&bobs, "go-tour", "step", true, t0() + secs(99)),
+    )
+    .await;
+
+    assert_eq!(
+        store.attempt_counts(alice.id).await.unwrap(),
+        [
+            LabAttempts {
+                lab: "python-basics".to_owned(),
+                attempts: 3,
+                passed: 2,
+                last_submitted_at: (t0() + secs(30)).trunc_subsecs(6),
+            },
+            LabAttempts {
+                lab: "rust-intro".to_owned(),
+                attempts: 2,
+                passed: 0,
+                last_submitted_at: (t0() + secs(7)).trunc_subsecs(6),
+            },
+        ]
+    );
+    assert_eq!(
+        store.attempt_counts(bob.id).await.unwrap(),
+        [
+            LabAttempts {
+                lab: "go-tour".to_owned(),
+                attempts: 1,
+                passed: 1,
+                last_submitted_at: (t0() + secs(99)).trunc_subsecs(6),
+            },
+            LabAttempts {
+                lab: "python-basics".to_owned(),
+                attempts: 1,
+                passed: 1,
+                last_submitted_at: (t0() + secs(99)).trunc_subsecs(6),
+            },
+        ]
+    );
+}
+
 /// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per suite
 /// function, on a fresh migrated database.
 macro_rules! store_tests {
@@ -1151,6 +1657,14 @@ store_tests!(
     end_session_ends_once,
     expired_sessions_boundary_and_order,
     live_sessions_excludes_ended,
+    create_and_get_attempt,
+    attempt_constraints,
+    attempts_of_filters_newest_first,
+    attempts_at_one_instant_order_by_id,
+    attempts_of_caps_the_limit,
+    passing_records_progress_once,
+    progress_orders_by_lab_then_passed_at,
+    attempt_counts_per_lab,
 );
 
 // --- outside the shared suite: opening stores by URL ---
