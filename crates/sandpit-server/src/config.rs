@@ -21,6 +21,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "sandbox",
     "runs",
+    "llm",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +37,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub runs: RunsConfig,
     pub sessions: SessionsConfig,
+    /// Language models for hints and explanations (none by default).
+    pub llm: crate::llm::LlmConfig,
 }
 
 /// Learners' sessions: a sandbox with a persistent workspace and a time to live.
@@ -265,6 +268,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             runs: RunsConfig::default(),
             sessions: SessionsConfig::default(),
+            llm: crate::llm::LlmConfig::default(),
         }
     }
 }
@@ -392,7 +396,7 @@ impl Default for LogConfig {
 }
 
 /// Secrets are never written back out (the default config has none, and `Debug` redacts them).
-fn serialize_secret_opt<S: serde::Serializer>(
+pub(crate) fn serialize_secret_opt<S: serde::Serializer>(
     _: &Option<SecretString>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
@@ -404,16 +408,18 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Parse(#[from] Box<figment::Error>),
     #[error("{key} and {key}_file are both set; set one")]
-    BothSecretSources { key: &'static str },
+    BothSecretSources { key: String },
     #[error("cannot read {key}_file {path}")]
     ReadSecretFile {
-        key: &'static str,
+        key: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     #[error("{key}: {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmConfigError),
 }
 
 impl Config {
@@ -450,6 +456,13 @@ impl Config {
             &mut self.auth.github.client_secret,
             &self.auth.github.client_secret_file,
         )?;
+        for (name, provider) in &mut self.llm.providers {
+            resolve_secret(
+                &format!("llm.providers.{name}.api_key"),
+                &mut provider.api_key,
+                &provider.api_key_file,
+            )?;
+        }
         Ok(())
     }
 
@@ -592,6 +605,7 @@ impl Config {
                 "must be a path on this site, such as /",
             ));
         }
+        self.llm.validate()?;
         Ok(())
     }
 
@@ -628,7 +642,7 @@ impl Config {
 }
 
 fn resolve_secret(
-    key: &'static str,
+    key: &str,
     value: &mut Option<SecretString>,
     file: &Option<PathBuf>,
 ) -> Result<(), ConfigError> {
@@ -637,10 +651,12 @@ fn resolve_secret(
         .as_ref()
         .is_some_and(|v| !v.expose_secret().is_empty())
     {
-        return Err(ConfigError::BothSecretSources { key });
+        return Err(ConfigError::BothSecretSources {
+            key: key.to_owned(),
+        });
     }
     let content = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadSecretFile {
-        key,
+        key: key.to_owned(),
         path: path.clone(),
         source,
     })?;
@@ -818,6 +834,28 @@ window_bytes = 262144
 output_rate_bytes_per_sec = 4194304
 # Lines of history kept and redrawn for a client that attaches.
 scrollback = 1000
+
+[llm]
+# Language models that write hints and explanations. Without one, hints come from the lab's
+# authored hints. Providers by name; kind = "openai" (any OpenAI-compatible server: OpenAI,
+# Ollama, vLLM, llama.cpp), "gemini" or "anthropic". base_url defaults per kind (OpenAI
+# https://api.openai.com/v1, Gemini https://generativelanguage.googleapis.com/v1beta,
+# Anthropic https://api.anthropic.com/v1); it may not hold credentials. api_key is required
+# except for kind "openai" (a local Ollama needs none). temperature: 0..2 (anthropic: 0..1).
+# timeout_ms covers the whole request. Environment: SANDPIT_LLM__PROVIDERS__MAIN__API_KEY_FILE.
+# [llm.providers.main]
+# kind = "openai"
+# base_url = "https://api.openai.com/v1"
+# api_key = "..."          # or api_key_file = "/run/secrets/openai"
+# model = "gpt-4o-mini"
+# temperature = 0.2
+# max_tokens = 600
+# timeout_ms = 15000
+
+[llm.routes]
+# Which provider answers which task; none routed = no LLM (authored hints only).
+# hint = "main"
+# explain = "main"
 "#;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod limits;
+pub mod llm;
 pub mod metrics;
 pub mod routes;
 pub mod runs;

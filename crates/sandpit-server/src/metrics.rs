@@ -40,6 +40,15 @@ pub struct Metrics {
     pub sessions_reaped: Gauge,
     pub terminals_attached: Gauge,
     pub session_memory: Family<SessionLabels, Gauge>,
+    pub llm_completions: Family<LlmLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmLabels {
+    /// The provider's name in the config.
+    pub provider: String,
+    /// `ok`, `timeout`, `status`, `protocol` or `transport`.
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,6 +117,12 @@ impl Metrics {
             "Memory used by each running session's sandbox",
             session_memory.clone(),
         );
+        let llm_completions = Family::<LlmLabels, Counter>::default();
+        registry.register(
+            "llm_completions",
+            "Language model requests, by provider and outcome",
+            llm_completions.clone(),
+        );
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build
             .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
@@ -123,6 +138,7 @@ impl Metrics {
             sessions_reaped,
             terminals_attached,
             session_memory,
+            llm_completions,
         }
     }
 

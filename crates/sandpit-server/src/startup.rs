@@ -119,6 +119,10 @@ impl App {
             .timeout(Duration::from_secs(config.auth.github.timeout_seconds))
             .build()
             .context("cannot build the HTTP client")?;
+        let metrics = Arc::new(Metrics::new());
+        let llm = crate::llm::Llm::new(&config.llm, http.clone())
+            .context("invalid [llm] configuration")?
+            .with_metrics(metrics.llm_completions.clone());
         let sandboxes = Arc::new(crate::sandbox::Sandboxes::start(&config.sandbox).await);
         let runs = Arc::new(crate::runs::service::Runs::new(
             config.runs.clone(),
@@ -135,6 +139,7 @@ impl App {
             tracing::warn!(error = %e, "reconciling sessions at start-up");
         }
         let state = AppState {
+            llm: Arc::new(llm),
             sandboxes,
             runs,
             sessions,
@@ -142,7 +147,7 @@ impl App {
             public_url: public_url.into(),
             cookie_key: cookie_key(&secret),
             limits: Arc::new(RateLimits::new(&config.rate_limit)),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             auth_cache: Arc::default(),
             config: Arc::new(config),
             store,

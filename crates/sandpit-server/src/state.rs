@@ -34,6 +34,8 @@ pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub runs: Arc<Runs>,
     pub sessions: Arc<Sessions>,
+    /// Language models routed per task (or none: authored hints only).
+    pub llm: Arc<crate::llm::Llm>,
 }
 
 impl FromRef<AppState> for Key {

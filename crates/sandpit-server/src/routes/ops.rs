@@ -40,7 +40,7 @@ async fn healthz() -> Json<Health> {
 }
 
 /// The state of one dependency.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Component {
     /// `ok` or `error`.
     #[schema(example = "ok")]
@@ -53,6 +53,9 @@ pub struct Component {
     /// Isolation features in force (the sandbox backend).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// The language model: which provider (name, kind, model) answers each task.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<&'static str, crate::llm::LlmRoute>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,7 +63,7 @@ pub struct Readiness {
     /// `ready` when every component is ok, else `unready`.
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// One entry per dependency: `store` and `sandbox` now; LLM providers later.
+    /// One entry per dependency: `store`, `sandbox` and `llm`.
     pub components: BTreeMap<&'static str, Component>,
     /// Learners' sessions in this process.
     pub sessions: crate::sessions::SessionCounts,
@@ -79,17 +82,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
             status: "ok",
             backend: Some(state.store.backend()),
             latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-            detail: None,
-            features: Vec::new(),
+            ..Component::default()
         },
         Err(e) => {
             tracing::warn!(error = %e, "store is not ready");
             Component {
                 status: "error",
                 backend: Some(state.store.backend()),
-                latency_ms: None,
                 detail: Some(e.to_string()),
-                features: Vec::new(),
+                ..Component::default()
             }
         }
     };
@@ -107,16 +108,27 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
                     .join(", "),
             ),
             features: report.features,
+            ..Component::default()
         },
         Err(why) => Component {
             status: "error",
             backend: Some("native"),
-            latency_ms: None,
             detail: Some(why.to_owned()),
-            features: Vec::new(),
+            ..Component::default()
         },
     };
-    let components = BTreeMap::from([("store", store), ("sandbox", sandbox)]);
+    // Only what is configured: probing a provider would spend quota on every probe, and a
+    // failing one is no outage (hints fall back to the lab's authored ones), so never `error`.
+    let routes = state.llm.readiness();
+    let llm = Component {
+        status: "ok",
+        detail: routes
+            .is_empty()
+            .then(|| "not configured: hints come from the lab's authored hints".to_owned()),
+        routes,
+        ..Component::default()
+    };
+    let components = BTreeMap::from([("store", store), ("sandbox", sandbox), ("llm", llm)]);
     let ready = components.values().all(|c| c.status == "ok");
     (
         if ready {

@@ -15,6 +15,44 @@ async fn health_and_readiness() {
     assert_eq!(ready.body["status"], "ready");
     assert_eq!(ready.body["components"]["store"]["status"], "ok");
     assert_eq!(ready.body["components"]["store"]["backend"], "sqlite");
+    // No LLM configured is a supported set-up (authored hints), not an error.
+    let llm = &ready.body["components"]["llm"];
+    assert_eq!(llm["status"], "ok", "{llm}");
+    assert_eq!(
+        llm["detail"],
+        "not configured: hints come from the lab's authored hints"
+    );
+    assert!(llm.get("routes").is_none(), "{llm}");
+}
+
+#[tokio::test]
+async fn readiness_reports_llm_routes_without_secrets() {
+    use sandpit_server::llm::{ProviderConfig, ProviderKind};
+    let app = TestApp::spawn_with(|c| {
+        c.llm.providers.insert(
+            "main".into(),
+            ProviderConfig {
+                // Nothing listens there: readiness reports the configuration, it never calls.
+                base_url: Some("http://127.0.0.1:9/private-gateway/v1".into()),
+                api_key: Some("sk-readyz-secret-42".into()),
+                ..ProviderConfig::new(ProviderKind::Openai, "gpt-4o-mini")
+            },
+        );
+        c.llm.routes.hint = Some("main".into());
+    })
+    .await;
+    let ready = app.get("/readyz", None).await;
+    let llm = &ready.body["components"]["llm"];
+    assert_eq!(llm["status"], "ok", "{llm}");
+    assert_eq!(
+        llm["routes"],
+        json!({"hint": {"provider": "main", "kind": "openai", "model": "gpt-4o-mini"}})
+    );
+    let text = ready.body.to_string();
+    assert!(
+        !text.contains("sk-readyz-secret-42") && !text.contains("private-gateway"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
