@@ -3,4 +3,5 @@
 //! binary, and the judge that runs a step's checks inside a sandbox. No HTTP, no database:
 //! the server and the `sandpit lab` CLI both use it.
 
+pub mod dockerfile;
 pub mod manifest;
