@@ -1,0 +1,155 @@
+//! Every lab a server offers: the built-in ones (embedded in the binary) and those of the
+//! folders named in its config. A broken lab is skipped with its problems, never fatal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rust_embed::RustEmbed;
+
+use crate::lab::Lab;
+use crate::load::{self, FolderFiles, LoadOptions, Problem};
+
+#[derive(RustEmbed)]
+#[folder = "labs/"]
+struct BuiltIn;
+
+/// Where the built-in labs came from, in reports.
+pub const BUILT_IN: &str = "built-in";
+
+/// A lab that was not loaded, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// `built-in/<name>` or the folder.
+    pub source: String,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    labs: BTreeMap<String, Arc<Lab>>,
+}
+
+impl Catalog {
+    /// The built-in labs, then every lab folder below each of `dirs` (a folder holding a
+    /// `lab.toml`, or whose sub-folders do). A slug already taken is refused.
+    pub fn load(dirs: &[PathBuf], environments: &[&str]) -> (Catalog, Vec<Skipped>) {
+        let mut catalog = Catalog::default();
+        let mut skipped = Vec::new();
+        for (name, files) in built_in_folders() {
+            let source = format!("{BUILT_IN}/{name}");
+            catalog.add(files, source, environments, &mut skipped);
+        }
+        for dir in dirs {
+            let folders = match lab_folders(dir) {
+                Ok(f) => f,
+                Err(problem) => {
+                    skipped.push(Skipped {
+                        source: dir.display().to_string(),
+                        problems: vec![problem],
+                    });
+                    continue;
+                }
+            };
+            for folder in folders {
+                let source = folder.display().to_string();
+                match load::read_dir(&folder) {
+                    Ok(files) => catalog.add(files, source, environments, &mut skipped),
+                    Err(problems) => skipped.push(Skipped { source, problems }),
+                }
+            }
+        }
+        (catalog, skipped)
+    }
+
+    fn add(
+        &mut self,
+        files: FolderFiles,
+        source: String,
+        environments: &[&str],
+        skipped: &mut Vec<Skipped>,
+    ) {
+        let options = LoadOptions {
+            environments,
+            source: source.clone(),
+        };
+        match load::load(&files, &options) {
+            Ok(lab) if self.labs.contains_key(&lab.slug) => skipped.push(Skipped {
+                problems: vec![Problem {
+                    file: "lab.toml".into(),
+                    line: None,
+                    message: format!(
+                        "slug {:?} is already taken by {}",
+                        lab.slug, self.labs[&lab.slug].source
+                    ),
+                }],
+                source,
+            }),
+            Ok(lab) => {
+                self.labs.insert(lab.slug.clone(), Arc::new(lab));
+            }
+            Err(problems) => skipped.push(Skipped { source, problems }),
+        }
+    }
+
+    pub fn get(&self, slug: &str) -> Option<&Arc<Lab>> {
+        self.labs.get(slug)
+    }
+
+    /// Every lab, by slug.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Lab>> {
+        self.labs.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.labs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labs.is_empty()
+    }
+}
+
+/// The embedded `labs/<name>/…` files grouped by lab folder.
+pub fn built_in_folders() -> BTreeMap<String, FolderFiles> {
+    let mut folders: BTreeMap<String, FolderFiles> = BTreeMap::new();
+    for path in BuiltIn::iter() {
+        let Some((name, rel)) = path.split_once('/') else {
+            continue;
+        };
+        if let Some(file) = BuiltIn::get(&path) {
+            folders
+                .entry(name.to_owned())
+                .or_default()
+                .insert(rel.to_owned(), file.data.into_owned());
+        }
+    }
+    folders
+}
+
+/// `dir` itself when it holds a lab.toml, else its sub-folders that do (sorted).
+pub fn lab_folders(dir: &Path) -> Result<Vec<PathBuf>, Problem> {
+    if dir.join("lab.toml").is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| Problem {
+        file: ".".into(),
+        line: None,
+        message: format!("cannot read the labs folder: {e}"),
+    })?;
+    let mut folders: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .filter(|p| p.join("lab.toml").is_file())
+        .collect();
+    folders.sort();
+    if folders.is_empty() {
+        return Err(Problem {
+            file: ".".into(),
+            line: None,
+            message: "holds no lab.toml, and none of its folders does".into(),
+        });
+    }
+    Ok(folders)
+}
