@@ -21,6 +21,8 @@ const SECTIONS: &[&str] = &[
     "log",
     "sandbox",
     "runs",
+    "sessions",
+    "labs",
     "llm",
 ];
 
@@ -37,8 +39,29 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub runs: RunsConfig,
     pub sessions: SessionsConfig,
+    pub labs: LabsConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
+}
+
+/// Labs: where more lab folders come from, and the learner-facing limits of judge and hints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabsConfig {
+    /// Folders of labs loaded besides the built-in ones: each folder holding a `lab.toml`,
+    /// or each sub-folder that does. A broken lab is skipped with a logged reason.
+    pub dirs: Vec<PathBuf>,
+    /// Hint and explain requests per session per minute (beyond: 429 with Retry-After).
+    pub hints_per_minute: u32,
+}
+
+impl Default for LabsConfig {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            hints_per_minute: 5,
+        }
+    }
 }
 
 /// Learners' sessions: a sandbox with a persistent workspace and a time to live.
@@ -268,6 +291,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             runs: RunsConfig::default(),
             sessions: SessionsConfig::default(),
+            labs: LabsConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -531,6 +555,9 @@ impl Config {
                 "sessions.exec_default_timeout_ms",
                 "must be above 0 and at most exec_max_timeout_ms",
             ));
+        }
+        if self.labs.hints_per_minute == 0 {
+            return Err(invalid("labs.hints_per_minute", "must be at least 1"));
         }
         if let Err(e) = sessions.terminal.validate() {
             return Err(invalid("sessions.terminal", &e.to_string()));
@@ -800,6 +827,12 @@ memory_mb = 512
 processes = 64
 output_bytes = 1048576
 file_size_bytes = 67108864
+
+[labs]
+# More lab folders besides the built-in labs (each holds a lab.toml, or its sub-folders do).
+dirs = []
+# Hint and explain requests per session per minute (beyond: 429 with Retry-After).
+hints_per_minute = 5
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

@@ -148,9 +148,10 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match &self {
+impl ApiError {
+    /// Logs what must be logged (internal details, once) and says what may be sent.
+    fn log_once(&self) {
+        match self {
             ApiError::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error")
             }
@@ -159,6 +160,23 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+    }
+
+    /// The envelope of this error, for errors sent inside a stream (logged like a response).
+    pub fn into_envelope(self) -> ErrorEnvelope {
+        self.log_once();
+        ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log_once();
         let status = self.status();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),

@@ -98,6 +98,19 @@ fn cookie_key(secret: &[u8]) -> Key {
     Key::from(&derived)
 }
 
+/// The built-in labs and those of `labs.dirs`; a broken lab is skipped with its problems
+/// logged, never fatal.
+fn load_labs(config: &Config) -> sandpit_labs::Catalog {
+    let (catalog, skipped) =
+        sandpit_labs::Catalog::load(&config.labs.dirs, &[crate::sessions::DEFAULT_ENVIRONMENT]);
+    for lab in &skipped {
+        let problems: Vec<String> = lab.problems.iter().map(ToString::to_string).collect();
+        tracing::warn!(lab.source = %lab.source, problems = %problems.join("; "), "lab skipped");
+    }
+    tracing::info!(labs = catalog.len(), skipped = skipped.len(), "labs loaded");
+    catalog
+}
+
 impl App {
     /// Opens the store, loads or creates the signing secret, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -128,18 +141,30 @@ impl App {
             config.runs.clone(),
             sandboxes.clone(),
         ));
+        let catalog = Arc::new(load_labs(&config));
         let sessions = Arc::new(crate::sessions::Sessions::new(
             config.sessions.clone(),
             store.clone(),
             sandboxes.clone(),
             &config.data_dir,
             &secret,
+            catalog.clone(),
         ));
         if let Err(e) = sessions.reconcile().await {
             tracing::warn!(error = %e, "reconciling sessions at start-up");
         }
+        let llm = Arc::new(llm);
+        let labs = Arc::new(crate::labs::Labs::new(
+            catalog,
+            store.clone(),
+            sessions.clone(),
+            llm.clone(),
+            config.labs.hints_per_minute,
+            Duration::from_secs(config.sessions.max_ttl_seconds),
+        ));
         let state = AppState {
-            llm: Arc::new(llm),
+            llm,
+            labs,
             sandboxes,
             runs,
             sessions,
@@ -245,6 +270,7 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         state.limits.prune();
+        state.labs.prune();
         if minutes.is_multiple_of(60) {
             let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
             match state.store.purge_credentials(cutoff).await {

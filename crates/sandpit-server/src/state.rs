@@ -36,6 +36,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// Language models routed per task (or none: authored hints only).
     pub llm: Arc<crate::llm::Llm>,
+    /// Labs: the catalog, starting, judging, progress, hints.
+    pub labs: Arc<crate::labs::Labs>,
 }
 
 impl FromRef<AppState> for Key {

@@ -1,9 +1,12 @@
 //! The HTTP surface: one module per resource, assembled here with the OpenAPI document and the
 //! cross-cutting layers (request id, tracing, panics, CORS, body limit, metrics, auth, limits).
 
+mod attempts;
 mod auth;
 mod files;
 mod github;
+mod hints;
+mod labs;
 mod ops;
 mod runs;
 mod sessions;
@@ -87,6 +90,9 @@ pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
         .merge(runs::router(state))
         .merge(sessions::router())
         .merge(files::router(state))
+        .merge(labs::router())
+        .merge(attempts::router())
+        .merge(hints::router())
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -22,6 +22,8 @@ use sandpit_sandbox::{
 use sandpit_store::{EndReason, NewSession, Session, SessionStatus, Store, StoreError};
 use uuid::Uuid;
 
+use sandpit_labs::{Catalog, Lab, manifest::LabLimits};
+
 use crate::config::SessionsConfig;
 use crate::error::ApiError;
 use crate::sandbox::Sandboxes;
@@ -55,6 +57,8 @@ pub struct Sessions {
     reaped: AtomicU64,
     /// Key of the read-only share tokens (derived from the server's signing secret).
     share_key: [u8; 32],
+    /// The labs, for a lab session's limits and starter files.
+    labs: Arc<Catalog>,
 }
 
 /// A session this server process has touched: its sandbox once started. The async mutex is
@@ -107,6 +111,7 @@ impl Sessions {
         sandboxes: Arc<Sandboxes>,
         data_dir: &std::path::Path,
         secret: &[u8],
+        labs: Arc<Catalog>,
     ) -> Self {
         use sha2::{Digest, Sha256};
         let share_key = Sha256::new()
@@ -122,6 +127,7 @@ impl Sessions {
             workspaces: data_dir.join("workspaces"),
             live: Mutex::new(HashMap::new()),
             reaped: AtomicU64::new(0),
+            labs,
         }
     }
 
@@ -137,21 +143,14 @@ impl Sessions {
         self.workspaces.join(id.simple().to_string())
     }
 
-    fn spec(&self, id: Uuid) -> SandboxSpec {
-        let c = &self.config;
+    fn spec(&self, session: &Session) -> SandboxSpec {
+        let lab = session.lab.as_deref().and_then(|slug| self.labs.get(slug));
         SandboxSpec {
             workspace: WorkspaceSpec::Persistent {
-                dir: self.workspace_dir(id),
-                max_files: c.max_files,
+                dir: self.workspace_dir(session.id),
+                max_files: self.config.max_files,
             },
-            ..SandboxSpec::new(SandboxLimits {
-                memory_bytes: c.memory_mb << 20,
-                pids: c.processes,
-                cpu_millicores: Some(c.cpu_millicores),
-                workspace_bytes: c.workspace_mb << 20,
-                tmp_bytes: c.tmp_mb << 20,
-                shm_bytes: 16 << 20,
-            })
+            ..SandboxSpec::new(sandbox_limits(&self.config, lab.map(|l| &l.limits)))
         }
     }
 
@@ -185,6 +184,34 @@ impl Sessions {
             });
         }
         let ttl = self.ttl(ttl_seconds)?;
+        self.create_with(user_id, environment, ttl, None).await
+    }
+
+    /// Creates a session for a lab: its environment, limits, time to live (within the
+    /// server's maximum) and starter files.
+    pub async fn create_for_lab(&self, user_id: Uuid, lab: &Lab) -> Result<SessionView, ApiError> {
+        let ttl = match lab.ttl_minutes {
+            Some(minutes) => {
+                chrono::Duration::seconds((minutes * 60).min(self.config.max_ttl_seconds) as i64)
+            }
+            None => self.ttl(None)?,
+        };
+        self.create_with(
+            user_id,
+            lab.environment.clone(),
+            ttl,
+            Some(lab.slug.clone()),
+        )
+        .await
+    }
+
+    async fn create_with(
+        &self,
+        user_id: Uuid,
+        environment: String,
+        ttl: chrono::Duration,
+        lab: Option<String>,
+    ) -> Result<SessionView, ApiError> {
         // Refuse early, before a row exists, when sandboxes cannot start here at all.
         self.sandboxes
             .backend()
@@ -194,7 +221,7 @@ impl Sessions {
             id: Uuid::new_v4(),
             user_id,
             environment,
-            lab: None,
+            lab,
             created_at: now,
             expires_at: now + ttl,
         };
@@ -219,7 +246,7 @@ impl Sessions {
         };
         let started = async {
             let sandbox = self.sandbox_of_session(&session).await?;
-            write_defaults(sandbox.as_ref(), &session.environment).await
+            self.write_initial_files(sandbox.as_ref(), &session).await
         };
         match started.await {
             Ok(_) => Ok(self.view(&session)),
@@ -298,7 +325,7 @@ impl Sessions {
             .backend()
             .map_err(|why| sandbox_error(SandboxError::Unavailable(why.to_string())))?;
         let sandbox: Arc<dyn Sandbox> = backend
-            .create(&self.spec(session.id))
+            .create(&self.spec(session))
             .await
             .map_err(sandbox_error)?
             .into();
@@ -318,7 +345,24 @@ impl Sessions {
                 message: "default files are only restored into an empty workspace".into(),
             });
         }
-        write_defaults(sandbox.as_ref(), &session.environment).await
+        self.write_initial_files(sandbox.as_ref(), &session).await
+    }
+
+    /// A new workspace's files: a lab's starter, else the environment's default files.
+    async fn write_initial_files(
+        &self,
+        sandbox: &dyn Sandbox,
+        session: &Session,
+    ) -> Result<usize, ApiError> {
+        match session.lab.as_deref().and_then(|slug| self.labs.get(slug)) {
+            Some(lab) => {
+                sandpit_labs::selftest::write_files(sandbox, &lab.starter)
+                    .await
+                    .map_err(sandbox_error)?;
+                Ok(lab.starter.len())
+            }
+            None => write_defaults(sandbox, &session.environment).await,
+        }
     }
 
     /// The terminal of a live session (`session` already checked by the caller), started —
@@ -582,6 +626,22 @@ impl Sessions {
 /// Live in the store and not yet past its expiry (the reaper may not have ended it yet).
 fn is_live(session: &Session) -> bool {
     session.status == SessionStatus::Live && session.expires_at > Utc::now()
+}
+
+/// A session's sandbox limits: the server's, lowered (never raised) by a lab's.
+pub fn sandbox_limits(c: &SessionsConfig, lab: Option<&LabLimits>) -> SandboxLimits {
+    let lab = lab.copied().unwrap_or_default();
+    let lower = |server: u64, lab: Option<u64>| lab.map_or(server, |l| l.min(server));
+    SandboxLimits {
+        memory_bytes: lower(c.memory_mb, lab.memory_mb) << 20,
+        pids: lower(c.processes, lab.processes.map(u64::from)),
+        cpu_millicores: Some(
+            lower(c.cpu_millicores.into(), lab.cpu_millicores.map(u64::from)) as u32,
+        ),
+        workspace_bytes: lower(c.workspace_mb, lab.workspace_mb) << 20,
+        tmp_bytes: c.tmp_mb << 20,
+        shm_bytes: 16 << 20,
+    }
 }
 
 async fn write_defaults(sandbox: &dyn Sandbox, environment: &str) -> Result<usize, ApiError> {

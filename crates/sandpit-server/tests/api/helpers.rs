@@ -93,6 +93,11 @@ impl TestApp {
     /// Shuts the server down gracefully and starts a new one on the same data directory (and
     /// database), on a new port.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`restart`](Self::restart) with a changed configuration.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut Config)) -> Self {
         let Self {
             dir,
             mut config,
@@ -103,6 +108,7 @@ impl TestApp {
         let _ = stop.send(());
         served.await.unwrap().unwrap();
         config.server.bind = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut config);
         Self::start(dir, config).await
     }
 

@@ -13,6 +13,7 @@ mod github;
 mod helpers;
 mod hostile_runs;
 mod journey;
+mod labs;
 mod openapi;
 mod ops;
 mod rate_limits;
