@@ -1,5 +1,7 @@
 //! The `sandpit` command: a thin CLI over `sandpit-server`.
 
+mod lab;
+
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
@@ -33,6 +35,26 @@ enum Command {
     User(UserCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Tools for lab authors.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Check lab folders and report every problem with its file and line.
+    Validate(LabArgs),
+    /// Judge each lab's starter (it must fail) and solution (it must pass) in real sandboxes.
+    Test(LabArgs),
+}
+
+#[derive(Args)]
+struct LabArgs {
+    /// Lab folders, or folders of lab folders.
+    dirs: Vec<PathBuf>,
+    /// Also the labs built into this binary.
+    #[arg(long)]
+    built_in: bool,
 }
 
 #[derive(Subcommand)]
@@ -91,12 +113,20 @@ fn cli_main() -> anyhow::Result<()> {
         print!("{}", sandpit_server::config::DEFAULT_CONFIG_TOML);
         return Ok(());
     }
+    if let Command::Lab(LabCommand::Validate(args)) = &command {
+        return lab::validate(&args.dirs, args.built_in);
+    }
     let config = Config::load(cli.config.as_deref())?;
     if let Command::Config(ConfigCommand::Show) = command {
         println!("{:#}", serde_json::to_value(&config)?);
         return Ok(());
     }
-    sandpit_server::telemetry::init(&config.log);
+    let mut log = config.log.clone();
+    if matches!(command, Command::Lab(_)) {
+        // An author reads the report, not the server's info lines.
+        log.level = "warn".into();
+    }
+    sandpit_server::telemetry::init(&log);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run(command, config))
 }
@@ -126,7 +156,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
-        Command::Config(_) => unreachable!("handled before the runtime starts"),
+        Command::Lab(LabCommand::Test(args)) => lab::test(config, &args.dirs, args.built_in).await,
+        Command::Config(_) | Command::Lab(LabCommand::Validate(_)) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
