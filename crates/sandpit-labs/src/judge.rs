@@ -26,8 +26,10 @@ const CHECK_OUTPUT_BYTES: u64 = 256 << 10;
 const FEEDBACK_CHARS: usize = 2_000;
 /// Largest file a file check reads.
 const MAX_READ_BYTES: u64 = 4 << 20;
-/// Pause between probes of an HTTP check.
-const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// Pauses between probes of an HTTP check: short at first (an app answers within tens of
+/// milliseconds of starting), doubling up to the longest.
+const PROBE_FIRST_PAUSE: Duration = Duration::from_millis(5);
+const PROBE_LONGEST_PAUSE: Duration = Duration::from_millis(100);
 const SIGKILL: i32 = 9;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -629,6 +631,7 @@ async fn http_check(
         }
     }
     let started = Instant::now();
+    let mut pause = PROBE_FIRST_PAUSE;
     let verdict = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -650,7 +653,8 @@ async fn http_check(
                         start.as_ref().map(|a| a.join(" ")).unwrap_or_default()
                     ));
                 }
-                tokio::time::sleep(PROBE_INTERVAL.min(left)).await;
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(PROBE_LONGEST_PAUSE);
             }
             Probe::Garbage(why) => {
                 break check.fail_default(format!(

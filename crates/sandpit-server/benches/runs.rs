@@ -24,11 +24,11 @@ use sandpit_sandbox::host::CgroupMode;
 use sandpit_sandbox::{
     Backend, NativeBackend, NativeConfig, Pool, ProcessSpec, Sandbox, SandboxLimits, SandboxSpec,
 };
-use sandpit_server::{App, Config};
 
 mod common;
-use common::{Samples, agent_argv, env_or, load_average};
-use tracing_subscriber::layer::SubscriberExt;
+use common::{
+    Samples, agent_argv, bench_config, env_or, load_average, logs_to_sink, serve_signed_up,
+};
 
 const TARGET_WARM_ADDED_MS: f64 = 2.0;
 const TARGET_COLD_MS: f64 = 20.0;
@@ -201,15 +201,7 @@ fn main() {
     let concurrencies = [1usize, 2, 8];
     let load_before = load_average();
 
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_span_list(true)
-                .with_writer(std::io::sink),
-        );
-    tracing::subscriber::set_global_default(subscriber).expect("subscriber");
+    logs_to_sink();
 
     let agent = agent_argv();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -242,29 +234,10 @@ fn main() {
         .build()
         .expect("server runtime");
     let (addr, token) = server_rt.block_on(async {
-        let mut config = Config {
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        config.server.bind = "127.0.0.1:0".parse().expect("addr");
-        config.rate_limit.api_per_minute = u32::MAX;
-        config.rate_limit.auth_per_minute = u32::MAX;
-        config.sandbox.agent = agent.clone();
+        let mut config = bench_config(dir.path(), agent.clone());
         config.runs.warm_pool = 8;
         config.runs.max_concurrent = 8;
-        let app = App::build(config).await.expect("server");
-        let addr = app.addr();
-        tokio::spawn(app.run_until(std::future::pending()));
-        let res: serde_json::Value = reqwest::Client::new()
-            .post(format!("http://{addr}/api/v1/auth/signup"))
-            .json(&serde_json::json!({"username": "bench", "password": "bench password"}))
-            .send()
-            .await
-            .expect("signup")
-            .json()
-            .await
-            .expect("json");
-        (addr, res["token"].as_str().expect("token").to_owned())
+        serve_signed_up(config).await
     });
 
     // Scripts for the apples-to-apples plain baselines of the API rows.

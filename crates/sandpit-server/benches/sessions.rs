@@ -16,14 +16,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use sandpit_server::{App, Config};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tracing_subscriber::layer::SubscriberExt;
 
 mod common;
-use common::{Samples, agent_argv, env_or, load_average};
+use common::{
+    Samples, agent_argv, bench_config, env_or, load_average, logs_to_sink, serve_signed_up,
+};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -150,14 +150,7 @@ fn main() {
     let output_rate: u64 = env_or("BENCH_OUTPUT_RATE", 0);
     let load_before = load_average();
 
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(std::io::sink),
-        );
-    tracing::subscriber::set_global_default(subscriber).expect("subscriber");
+    logs_to_sink();
     let agent = agent_argv();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -166,14 +159,7 @@ fn main() {
         .expect("runtime");
     let dir = tempfile::TempDir::new().expect("tempdir");
     rt.block_on(async {
-        let mut config = Config {
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        config.server.bind = "127.0.0.1:0".parse().expect("addr");
-        config.rate_limit.api_per_minute = u32::MAX;
-        config.rate_limit.auth_per_minute = u32::MAX;
-        config.sandbox.agent = agent;
+        let mut config = bench_config(dir.path(), agent);
         config.runs.warm_pool = 0;
         config.sessions.max_per_user = u32::MAX;
         config.sessions.workspace_mb = bulk_mb + 64;
@@ -183,23 +169,11 @@ fn main() {
             config.sessions.terminal.output_rate_bytes_per_sec = output_rate;
         }
         let rate = config.sessions.terminal.output_rate_bytes_per_sec;
-        let app = App::build(config).await.expect("server");
-        let addr = app.addr();
-        tokio::spawn(app.run_until(std::future::pending()));
-        let http = reqwest::Client::new();
-        let res: Value = http
-            .post(format!("http://{addr}/api/v1/auth/signup"))
-            .json(&json!({"username": "bench", "password": "bench password"}))
-            .send()
-            .await
-            .expect("signup")
-            .json()
-            .await
-            .expect("json");
+        let (addr, token) = serve_signed_up(config).await;
         let api = Api {
-            http,
+            http: reqwest::Client::new(),
             addr,
-            token: res["token"].as_str().expect("token").to_owned(),
+            token,
         };
 
         println!("## sandpit sessions bench (release build)\n");

@@ -190,3 +190,78 @@ fn serve_with_no_configuration_then_stop_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
 }
+
+/// `sandpit lab validate`: every built-in lab is fine; a broken folder is reported with each
+/// problem's file and line and a failing exit code; a duplicate slug is refused.
+#[test]
+fn lab_validate_reports_problems_with_file_and_line() {
+    let dir = TempDir::new().unwrap();
+    let out = sandpit(&dir)
+        .args(["lab", "validate", "--built-in"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("ok   python-functions"));
+
+    let labs = dir.path().join("labs");
+    let bad = labs.join("bad");
+    std::fs::create_dir_all(bad.join("solution")).unwrap();
+    std::fs::write(bad.join("solution/x"), "x").unwrap();
+    std::fs::write(
+        bad.join("lab.toml"),
+        "slug = \"python-functions\"\ntitle = \"T\"\nsummary = \"S\"\ndifficulty = \"beginner\"\n\n\
+         [[steps]]\nid = \"one\"\ntitle = \"One\"\ntext = \"steps/one.md\"\n\n\
+         [[steps.checks]]\ntype = \"file_matches\"\ncode = \"c\"\npath = \"a\"\npattern = \"(\"\n\
+         message = \"m\"\nhint = \"h\"\n",
+    )
+    .unwrap();
+    let out = sandpit(&dir)
+        .args(["lab", "validate"])
+        .arg(&labs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = text(&out.stdout);
+    let toml = bad.join("lab.toml").display().to_string();
+    assert!(
+        report.contains(&format!("{toml}:9: steps[0].text: no such file")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "{toml}:11: steps[0].checks[0] (file_matches): bad regular expression"
+        )),
+        "{report}"
+    );
+
+    // Fixed, it validates alone — and collides with the built-in lab of the same slug.
+    std::fs::create_dir_all(bad.join("steps")).unwrap();
+    std::fs::write(bad.join("steps/one.md"), "# One\n").unwrap();
+    let fixed = std::fs::read_to_string(bad.join("lab.toml"))
+        .unwrap()
+        .replace("pattern = \"(\"", "pattern = \"x\"");
+    std::fs::write(bad.join("lab.toml"), fixed).unwrap();
+    let out = sandpit(&dir)
+        .args(["lab", "validate"])
+        .arg(&labs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let out = sandpit(&dir)
+        .args(["lab", "validate", "--built-in"])
+        .arg(&labs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout)
+            .contains("slug \"python-functions\" is also used by built-in/python-functions"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -77,3 +77,48 @@ impl Samples {
         self.quantile_ms(0.99)
     }
 }
+
+/// Request logs go through the real JSON formatter into a sink: the server pays for logging as
+/// it would in production, and the bench's table stays readable.
+pub fn logs_to_sink() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_span_list(true)
+                .with_writer(std::io::sink),
+        );
+    tracing::subscriber::set_global_default(subscriber).expect("subscriber");
+}
+
+/// A server config for a bench: a data directory in `dir`, port 0, no rate limits, `agent`.
+pub fn bench_config(dir: &Path, agent: Vec<String>) -> sandpit_server::Config {
+    let mut config = sandpit_server::Config {
+        data_dir: dir.join("data"),
+        ..sandpit_server::Config::default()
+    };
+    config.server.bind = "127.0.0.1:0".parse().expect("addr");
+    config.rate_limit.api_per_minute = u32::MAX;
+    config.rate_limit.auth_per_minute = u32::MAX;
+    config.sandbox.agent = agent;
+    config
+}
+
+/// Starts the server in this runtime and signs a user up: its address and the user's token.
+pub async fn serve_signed_up(config: sandpit_server::Config) -> (std::net::SocketAddr, String) {
+    let app = sandpit_server::App::build(config).await.expect("server");
+    let addr = app.addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let res: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/auth/signup"))
+        .json(&serde_json::json!({"username": "bench", "password": "bench password"}))
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("json");
+    (addr, res["token"].as_str().expect("token").to_owned())
+}

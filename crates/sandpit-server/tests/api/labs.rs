@@ -116,11 +116,20 @@ async fn fake_openai(reply: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
     (base, seen)
 }
 
-/// The "done when", as a new user would go.
+/// The "done when", as a new user would go, on SQLite …
 #[tokio::test]
 async fn a_new_learner_completes_the_python_lab_and_gets_hints() {
+    journey(TestApp::spawn().await).await;
+}
+
+/// … and on PostgreSQL.
+#[tokio::test]
+async fn a_new_learner_completes_the_python_lab_on_postgres() {
+    journey(TestApp::spawn_postgres().await).await;
+}
+
+async fn journey(app: TestApp) {
     let lab = python_lab();
-    let app = TestApp::spawn().await;
     let (_, token) = app.signup("ada").await;
 
     let list = app.get("/api/v1/labs", Some(&token)).await;
