@@ -1,3 +1,4 @@
+import type { ComponentType } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, auth, type User } from "./api";
 import { Header } from "./components/Header";
@@ -124,8 +125,37 @@ function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProp
     case "/":
       if (!signedIn) return <Redirect to="/signin" />;
       return <HomePage user={session.user} onSignedOut={onSignedOut} />;
-    default:
+    default: {
       if (!signedIn) return <Redirect to="/signin" />;
+      const lab = /^\/labs\/([^/]+)\/?$/.exec(pathname);
+      if (lab?.[1]) return <LazyLabWorkspace key={lab[1]} slug={decodeURIComponent(lab[1])} />;
       return <NotFoundPage pathname={pathname} />;
+    }
   }
+}
+
+/** The lab workspace (editor, terminal: most of the app's code) is its own chunk, loaded on demand. */
+function LazyLabWorkspace({ slug }: { slug: string }) {
+  const [page, setPage] = useState<{ Page: ComponentType<{ slug: string }> } | { error: string } | null>(null);
+  useEffect(() => {
+    import("./pages/LabWorkspacePage").then(
+      (m) => setPage({ Page: m.LabWorkspacePage }),
+      () => setPage({ error: "Could not load the lab workspace. Check your connection and reload the page." }),
+    );
+  }, []);
+  if (page === null) {
+    return (
+      <p class="status" aria-busy="true">
+        Loading…
+      </p>
+    );
+  }
+  if ("error" in page) {
+    return (
+      <p role="alert" class="alert">
+        {page.error}
+      </p>
+    );
+  }
+  return <page.Page slug={slug} />;
 }

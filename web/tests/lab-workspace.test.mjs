@@ -1,0 +1,192 @@
+// The lab workspace (/labs/<slug>) in a real Chromium against the real server and a real
+// sandbox: terminal, editor with save and conflicts, Check with failures and hints, steps to
+// "Lab complete", and the terminal's screen coming back after a reload.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { launchBrowser, openPage, screenshot, uniqueUsername, waitForPath } from "./support/browser.mjs";
+import { repoDir, startServer } from "./support/server.mjs";
+
+const PASSWORD = "correct horse battery";
+const SLUG = "python-functions";
+const solution = (name) => readFileSync(path.join(repoDir, "crates/sandpit-labs/labs", SLUG, "solution", name), "utf8");
+const SLOW = { timeout: 60_000 };
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+/** @type {import("playwright-core").Browser} */
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function withPage(fn, options) {
+  const session = await openPage(browser, server.baseURL, options);
+  try {
+    await fn(session);
+    assert.deepEqual(session.errors.map(String), [], "uncaught errors in the page");
+  } catch (error) {
+    await screenshot(session.page, "lab-workspace-failure").catch(() => undefined);
+    error.message += `\n${server.logs()}`;
+    throw error;
+  } finally {
+    await session.context.close();
+  }
+}
+
+async function signUp(page) {
+  const username = uniqueUsername("w");
+  await page.goto("/signup");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await waitForPath(page, "/");
+  return username;
+}
+
+const terminal = (page) => page.getByRole("region", { name: "Terminal" });
+
+/** The terminal's screen, one string per row (xterm's DOM renderer). */
+async function terminalLines(page) {
+  return terminal(page)
+    .locator(".xterm-rows > div")
+    .evaluateAll((rows) => rows.map((r) => (r.textContent ?? "").replace(/\u00a0/g, " ").trimEnd()));
+}
+
+async function waitForTerminalLine(page, regex, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  let lines = [];
+  while (Date.now() < deadline) {
+    lines = await terminalLines(page);
+    if (lines.some((l) => regex.test(l))) return;
+    await page.waitForTimeout(200);
+  }
+  assert.fail(`no terminal line matches ${regex}; screen:\n${lines.join("\n")}`);
+}
+
+/** Replaces the open editor's contents with `text` (as a paste would) and saves with Ctrl+S. */
+async function replaceAndSave(page, file, text) {
+  const editor = page.getByRole("textbox", { name: `Editor: ${file}` });
+  await editor.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.insertText(text);
+  await page.getByRole("tab", { name: `${file} (unsaved)` }).waitFor();
+  await page.keyboard.press("Control+S");
+  await page.getByRole("tab", { name: file, exact: true }).waitFor();
+}
+
+async function check(page) {
+  await page.getByRole("button", { name: "Check", exact: true }).click();
+  // The progress line shows while the judge runs ("Running 1 of 2 checks…").
+  await page.getByRole("button", { name: "Check", exact: true }).waitFor(SLOW);
+}
+
+const readFile = (page, sessionId, file) =>
+  page.evaluate(async ([id, f]) => (await fetch(`/api/v1/sessions/${id}/files/${f}`)).text(), [sessionId, file]);
+
+describe("lab workspace", () => {
+  it("sends a signed-out visitor to the sign-in page", async () => {
+    await withPage(async ({ page }) => {
+      await page.goto(`/labs/${SLUG}`);
+      await waitForPath(page, "/signin");
+    });
+  });
+
+  it("runs a lab end to end: terminal, Check with hints, editor saves, conflicts, Lab complete, reload", { timeout: 300_000 }, async () => {
+    await withPage(async ({ page }) => {
+      await signUp(page);
+      await page.goto(`/labs/${SLUG}`);
+      await page.getByRole("heading", { level: 1, name: "Python functions: make the tests pass" }).waitFor(SLOW);
+      assert.equal(await page.title(), "Python functions: make the tests pass · sandpit");
+      const sessionId = await page.evaluate(async (slug) => (await (await fetch(`/api/v1/labs/${slug}/active`)).json()).id, SLUG);
+      assert.match(sessionId, /^[0-9a-f-]{36}$/);
+
+      // Steps: the first is current, rendered from Markdown with Copy / Run in terminal.
+      const steps = page.getByRole("navigation", { name: "Lab steps" });
+      await steps.getByRole("button", { name: /slugify: titles into URLs/ }).waitFor();
+      assert.equal(await steps.getByRole("button", { name: /slugify/ }).getAttribute("aria-current"), "step");
+      assert.ok((await page.getByRole("button", { name: "Copy" }).count()) > 0, "code blocks have a Copy button");
+      assert.ok((await page.getByRole("button", { name: "Run in terminal" }).count()) > 0, "bash blocks can run in the terminal");
+
+      // Terminal: a command and its output.
+      await waitForTerminalLine(page, /\$\s*$/);
+      await terminal(page).locator(".xterm-screen").click();
+      await page.keyboard.type("echo hello-$((40+2))");
+      await page.keyboard.press("Enter");
+      await waitForTerminalLine(page, /^hello-42$/);
+
+      // Check the starter: failures, each with its hint.
+      await check(page);
+      const results = page.getByRole("region", { name: "Check results" });
+      await results.waitFor(SLOW);
+      const failures = results.getByRole("list", { name: "Failures" }).getByRole("listitem");
+      assert.ok((await failures.count()) >= 1, "the starter fails at least one check");
+      assert.match((await results.textContent()) ?? "", /Hint:/);
+      await screenshot(page, "lab-workspace-failures");
+
+      // Fix slugify/word_count in the editor.
+      await page.getByRole("button", { name: "Open text_tools.py" }).click();
+      await replaceAndSave(page, "text_tools.py", solution("text_tools.py"));
+      assert.equal(await readFile(page, sessionId, "text_tools.py"), solution("text_tools.py"));
+
+      await check(page);
+      await page.getByRole("status").filter({ hasText: "Passed: slugify" }).waitFor(SLOW);
+      assert.equal(await steps.getByRole("button", { name: /word_count/ }).getAttribute("aria-current"), "step", "moved on to step 2");
+      assert.match((await steps.getByRole("button", { name: /slugify/ }).textContent()) ?? "", /✓/);
+
+      await check(page);
+      await page.getByRole("status").filter({ hasText: "Passed: word_count" }).waitFor(SLOW);
+
+      // The tests of step 3, in a new file made with the editor's New file action.
+      await page.getByRole("button", { name: "New file" }).click();
+      await page.getByLabel("New file path").fill("test_text_tools.py");
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.getByRole("tab", { name: "test_text_tools.py" }).waitFor();
+      await page.getByRole("button", { name: "Open test_text_tools.py" }).waitFor();
+      await replaceAndSave(page, "test_text_tools.py", solution("test_text_tools.py"));
+
+      await check(page);
+      await page.getByRole("status").filter({ hasText: "Lab complete" }).waitFor(SLOW);
+      await screenshot(page, "lab-workspace-complete");
+
+      // A conflict: the file changes underneath (through the API), then the editor saves.
+      await page.getByRole("tab", { name: "text_tools.py", exact: true }).click();
+      const status = await page.evaluate(
+        async ([id]) => (await fetch(`/api/v1/sessions/${id}/files/text_tools.py`, { method: "PUT", body: "# changed elsewhere\n" })).status,
+        [sessionId],
+      );
+      assert.equal(status, 200);
+      await page.getByRole("textbox", { name: "Editor: text_tools.py" }).click();
+      await page.keyboard.press("Control+End");
+      await page.keyboard.type("# mine");
+      await page.keyboard.press("Control+S");
+      const conflict = page.getByRole("alert").filter({ hasText: "This file changed on disk since you opened it" });
+      await conflict.waitFor();
+      assert.equal(await readFile(page, sessionId, "text_tools.py"), "# changed elsewhere\n", "nothing was overwritten");
+      await conflict.getByRole("button", { name: "Reload" }).click();
+      await conflict.waitFor({ state: "detached" });
+      await page.getByRole("textbox", { name: "Editor: text_tools.py" }).filter({ hasText: /^# changed elsewhere$/ }).waitFor();
+      await page.getByRole("tab", { name: "text_tools.py", exact: true }).waitFor();
+
+      // Keyboard resize of the terminal panel.
+      const handle = page.getByRole("separator", { name: "Resize the terminal" });
+      const before = Number(await handle.getAttribute("aria-valuenow"));
+      await handle.focus();
+      await page.keyboard.press("ArrowUp");
+      assert.equal(Number(await handle.getAttribute("aria-valuenow")), before + 16);
+
+      // Reload: the same session, the terminal's screen restored, the lab still complete.
+      await page.reload();
+      await page.getByRole("status").filter({ hasText: "Lab complete" }).waitFor(SLOW);
+      await waitForTerminalLine(page, /^hello-42$/);
+    });
+  });
+});
