@@ -19,7 +19,8 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer();
+  // Few hints per minute, so the third help request meets the rate limit.
+  server = await startServer({ env: { SANDPIT_LABS__HINTS_PER_MINUTE: "2" } });
   browser = await launchBrowser();
 });
 
@@ -183,10 +184,74 @@ describe("lab workspace", () => {
       await page.keyboard.press("ArrowUp");
       assert.equal(Number(await handle.getAttribute("aria-valuenow")), before + 16);
 
+      // The screen and step panel as a learner sees them at the end.
+      assert.ok(await page.getByRole("button", { name: "Hint" }).isVisible());
+
       // Reload: the same session, the terminal's screen restored, the lab still complete.
       await page.reload();
       await page.getByRole("status").filter({ hasText: "Lab complete" }).waitFor(SLOW);
       await waitForTerminalLine(page, /^hello-42$/);
+    });
+  });
+
+  it("gives hints with their source, explains, rate-limits, runs step commands, and ends the session", { timeout: 180_000 }, async () => {
+    await withPage(async ({ page }) => {
+      await signUp(page);
+      await page.goto(`/labs/${SLUG}`);
+      await page.getByRole("heading", { level: 1, name: "Python functions: make the tests pass" }).waitFor(SLOW);
+
+      // "Run in terminal" types a step's shell command and runs it.
+      await waitForTerminalLine(page, /\$\s*$/);
+      await page.getByRole("button", { name: "Next step" }).click();
+      await page.getByRole("button", { name: "Next step" }).click();
+      assert.equal(await page.getByRole("navigation", { name: "Lab steps" }).getByRole("button", { name: /Tests of your own/ }).getAttribute("aria-current"), "step");
+      await page.getByRole("button", { name: "Run in terminal" }).first().click();
+      await waitForTerminalLine(page, /python3 -m unittest -v$/);
+      await page.getByRole("button", { name: "Previous step" }).click();
+      await page.getByRole("button", { name: "Previous step" }).click();
+
+      // Hint: the lab's own hints (no AI provider here), gentlest first, with where it came from.
+      await page.getByRole("button", { name: "Hint" }).click();
+      const answer = page.getByRole("region", { name: "Hint" });
+      await answer.waitFor();
+      assert.match((await answer.textContent()) ?? "", /Read the failing cases one by one/);
+      assert.match((await answer.textContent()) ?? "", /From the lab's hints, 1 of 3/);
+
+      // Explain a topic; then the limit (2 a minute) answers with a readable wait.
+      await page.getByRole("button", { name: "Explain…" }).click();
+      await page.getByLabel("What to explain").fill("regular expressions");
+      await page.getByRole("button", { name: "Explain", exact: true }).click();
+      await page.getByRole("button", { name: "Explain", exact: true }).waitFor();
+      await page.getByRole("button", { name: "Hint" }).click();
+      const limited = page.getByRole("alert").filter({ hasText: /Too many requests — try again in \d+ s/ });
+      await limited.waitFor();
+
+      // End session: confirmed, then back to the catalog; the session is over.
+      const sessionId = await page.evaluate(async (slug) => (await (await fetch(`/api/v1/labs/${slug}/active`)).json()).id, SLUG);
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: "End session" }).click();
+      await waitForPath(page, "/labs");
+      const ended = await page.evaluate(async (id) => (await (await fetch(`/api/v1/sessions/${id}`)).json()).status, sessionId);
+      assert.equal(ended, "ended");
+    });
+  });
+
+  it("shows an ended session clearly and starts again", { timeout: 120_000 }, async () => {
+    await withPage(async ({ page }) => {
+      await signUp(page);
+      await page.goto(`/labs/${SLUG}`);
+      await page.getByRole("button", { name: "Check", exact: true }).waitFor(SLOW);
+      const sessionId = await page.evaluate(async (slug) => (await (await fetch(`/api/v1/labs/${slug}/active`)).json()).id, SLUG);
+      const status = await page.evaluate(async (id) => (await fetch(`/api/v1/sessions/${id}`, { method: "DELETE" })).status, sessionId);
+      assert.equal(status, 204);
+
+      await page.getByRole("button", { name: "Check", exact: true }).click();
+      await page.getByRole("alert").filter({ hasText: "This session has ended" }).waitFor(SLOW);
+      await page.getByRole("button", { name: "Start again" }).click();
+      await page.getByRole("button", { name: "Check", exact: true }).waitFor(SLOW);
+      const fresh = await page.evaluate(async (slug) => (await (await fetch(`/api/v1/labs/${slug}/active`)).json()).id, SLUG);
+      assert.notEqual(fresh, sessionId, "a new session was started");
+      await waitForTerminalLine(page, /\$\s*$/);
     });
   });
 });

@@ -1,6 +1,6 @@
 // "Check": runs the judge on the current step over server-sent events and shows the progress,
 // then the outcome: passed, or each failure with its hint, and the notes.
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { judgeStream, type Attempt } from "../api/labs";
 import { readJudgeStream } from "./judgeEvents";
@@ -19,6 +19,12 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
   const [progress, setProgress] = useState("");
   const [attempt, setAttempt] = useState<Attempt | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const outcomeRef = useRef<HTMLDivElement>(null);
+
+  // The outcome appears below the button: bring it into view.
+  useEffect(() => {
+    if (attempt || error) outcomeRef.current?.scrollIntoView({ block: "nearest" });
+  }, [attempt, error]);
 
   const check = async () => {
     setRunning(true);
@@ -67,6 +73,7 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
           {progress}
         </span>
       </div>
+      <div ref={outcomeRef}>
       {error ? (
         <p role="alert" class="ws-alert">
           {error}
@@ -105,6 +112,7 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
           ))}
         </details>
       ) : null}
+      </div>
     </section>
   );
 }
