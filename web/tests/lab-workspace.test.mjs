@@ -200,6 +200,14 @@ describe("lab workspace", () => {
       await page.goto(`/labs/${SLUG}`);
       await page.getByRole("heading", { level: 1, name: "Python functions: make the tests pass" }).waitFor(SLOW);
 
+      // Narrow: the panels stack (steps above the editor above the terminal).
+      await page.setViewportSize({ width: 700, height: 900 });
+      const top = async (name) => (await page.getByRole("region", { name, exact: true }).boundingBox())?.y ?? -1;
+      const [stepsY, editorY, terminalY] = [await top("Steps"), await top("Editor"), await top("Terminal")];
+      assert.ok(stepsY < editorY && editorY < terminalY, `stacked: steps ${stepsY}, editor ${editorY}, terminal ${terminalY}`);
+      await screenshot(page, "lab-workspace-narrow");
+      await page.setViewportSize({ width: 1280, height: 800 });
+
       // "Run in terminal" types a step's shell command and runs it.
       await waitForTerminalLine(page, /\$\s*$/);
       await page.getByRole("button", { name: "Next step" }).click();
