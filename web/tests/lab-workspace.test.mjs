@@ -234,8 +234,16 @@ describe("lab workspace", () => {
       const limited = page.getByRole("alert").filter({ hasText: /Too many requests — try again in \d+ s/ });
       await limited.waitFor();
 
-      // End session: confirmed, then back to the catalog; the session is over.
+      // Extend: the session's expiry moves on (never back), shown without an error.
       const sessionId = await page.evaluate(async (slug) => (await (await fetch(`/api/v1/labs/${slug}/active`)).json()).id, SLUG);
+      const expiry = async () => Date.parse(await page.evaluate(async (id) => (await (await fetch(`/api/v1/sessions/${id}`)).json()).expires_at, sessionId));
+      const beforeExtend = await expiry();
+      await page.getByRole("button", { name: "Extend" }).click();
+      await page.getByRole("button", { name: "Extend" }).and(page.locator(":enabled")).waitFor();
+      assert.ok((await expiry()) >= beforeExtend, "Extend never shortens");
+      assert.match((await page.getByRole("group", { name: "Session" }).textContent()) ?? "", /Time left \d+:\d\d/);
+
+      // End session: confirmed, then back to the catalog; the session is over.
       page.once("dialog", (dialog) => dialog.accept());
       await page.getByRole("button", { name: "End session" }).click();
       await waitForPath(page, "/labs");
