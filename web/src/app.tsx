@@ -1,10 +1,14 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, auth, type User } from "./api";
 import { Header } from "./components/Header";
+import { AccountPage } from "./pages/AccountPage";
 import { AuthPage } from "./pages/AuthPage";
+import { CatalogPage } from "./pages/CatalogPage";
 import { HomePage } from "./pages/HomePage";
 import { NotFoundPage } from "./pages/NotFoundPage";
-import { Redirect, navigate, usePathname } from "./router";
+import { PlaygroundPage } from "./pages/PlaygroundPage";
+import { SessionsPage, SharedTerminalPage } from "./pages/SessionsPage";
+import { Link, Redirect, navigate, usePathname } from "./router";
 
 export type Session =
   | { status: "loading" }
@@ -123,9 +127,32 @@ function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProp
       return <AuthPage key={pathname} mode={pathname === "/signin" ? "signin" : "signup"} onSignedIn={onSignedIn} />;
     case "/":
       if (!signedIn) return <Redirect to="/signin" />;
-      return <HomePage user={session.user} onSignedOut={onSignedOut} />;
-    default:
-      if (!signedIn) return <Redirect to="/signin" />;
-      return <NotFoundPage pathname={pathname} />;
+      return (
+        <>
+          <nav class="start-links" aria-label="Get started">
+            <Link href="/labs" class="button button--accent start-links__main">
+              Browse the labs →
+            </Link>
+            <Link href="/playground" class="button">
+              Open the playground
+            </Link>
+          </nav>
+          <HomePage user={session.user} onSignedOut={onSignedOut} />
+        </>
+      );
   }
+  if (!signedIn) return <Redirect to="/signin" />;
+  switch (pathname) {
+    case "/labs":
+      return <CatalogPage />;
+    case "/sessions":
+      return <SessionsPage />;
+    case "/account":
+      return <AccountPage user={session.user} onSignedOut={onSignedOut} />;
+    case "/playground":
+      return <PlaygroundPage />;
+  }
+  const share = /^\/share\/([^/]+)$/.exec(pathname);
+  if (share?.[1]) return <SharedTerminalPage key={share[1]} sessionId={decodeURIComponent(share[1])} />;
+  return <NotFoundPage pathname={pathname} />;
 }
