@@ -184,7 +184,6 @@ function CreateToken({ onCreated }: { onCreated: (created: CreatedToken) => void
           <label for="token-name">Token name</label>
           <input
             id="token-name"
-            required
             maxLength={tokenRules.name.maxLength}
             autocomplete="off"
             placeholder="e.g. laptop CLI"
