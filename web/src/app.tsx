@@ -2,10 +2,14 @@ import type { ComponentType } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, auth, type User } from "./api";
 import { Header } from "./components/Header";
+import { AccountPage } from "./pages/AccountPage";
 import { AuthPage } from "./pages/AuthPage";
+import { CatalogPage } from "./pages/CatalogPage";
 import { HomePage } from "./pages/HomePage";
 import { NotFoundPage } from "./pages/NotFoundPage";
-import { Redirect, navigate, usePathname } from "./router";
+import { PlaygroundPage } from "./pages/PlaygroundPage";
+import { SessionsPage, SharedTerminalPage } from "./pages/SessionsPage";
+import { Link, Redirect, navigate, usePathname } from "./router";
 
 export type Session =
   | { status: "loading" }
@@ -67,7 +71,7 @@ export function App() {
   const onSignedIn = useCallback(
     (user: User) => {
       setSession({ status: "signed-in", user });
-      navigate("/");
+      navigate(afterSignIn(new URLSearchParams(window.location.search).get("next")));
     },
     [setSession],
   );
@@ -124,14 +128,42 @@ function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProp
       return <AuthPage key={pathname} mode={pathname === "/signin" ? "signin" : "signup"} onSignedIn={onSignedIn} />;
     case "/":
       if (!signedIn) return <Redirect to="/signin" />;
-      return <HomePage user={session.user} onSignedOut={onSignedOut} />;
-    default: {
-      if (!signedIn) return <Redirect to="/signin" />;
-      const lab = /^\/labs\/([^/]+)\/?$/.exec(pathname);
-      if (lab?.[1]) return <LazyLabWorkspace key={lab[1]} slug={decodeURIComponent(lab[1])} />;
-      return <NotFoundPage pathname={pathname} />;
-    }
+      return (
+        <>
+          <nav class="start-links" aria-label="Get started">
+            <Link href="/labs" class="button button--accent start-links__main">
+              Browse the labs →
+            </Link>
+            <Link href="/playground" class="button">
+              Open the playground
+            </Link>
+          </nav>
+          <HomePage user={session.user} onSignedOut={onSignedOut} />
+        </>
+      );
   }
+  // Back to this page after signing in (a shared terminal link, a lab).
+  if (!signedIn) return <Redirect to={`/signin?next=${encodeURIComponent(pathname + window.location.search)}`} />;
+  switch (pathname) {
+    case "/labs":
+      return <CatalogPage />;
+    case "/sessions":
+      return <SessionsPage />;
+    case "/account":
+      return <AccountPage user={session.user} onSignedOut={onSignedOut} />;
+    case "/playground":
+      return <PlaygroundPage />;
+  }
+  const lab = /^\/labs\/([^/]+)\/?$/.exec(pathname);
+  if (lab?.[1]) return <LazyLabWorkspace key={lab[1]} slug={decodeURIComponent(lab[1])} />;
+  const share = /^\/share\/([^/]+)$/.exec(pathname);
+  if (share?.[1]) return <SharedTerminalPage key={share[1]} sessionId={decodeURIComponent(share[1])} />;
+  return <NotFoundPage pathname={pathname} />;
+}
+
+/** Where to go after signing in: `next` when it is a path of this site, else home. */
+export function afterSignIn(next: string | null): string {
+  return next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
 }
 
 /** The lab workspace (editor, terminal: most of the app's code) is its own chunk, loaded on demand. */

@@ -191,6 +191,30 @@ describe("lab workspace", () => {
       await page.reload();
       await page.getByRole("status").filter({ hasText: "Lab complete" }).waitFor(SLOW);
       await waitForTerminalLine(page, /^hello-42$/);
+
+      // The catalog shows the lab complete.
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Labs" }).click();
+      const labs = page.getByRole("list", { name: "Labs" });
+      const card = labs.getByRole("listitem").filter({
+        has: page.getByRole("heading", { level: 2, name: "Python functions: make the tests pass", exact: true }),
+      });
+      await card.waitFor(SLOW);
+      assert.match((await card.getByTestId("progress").textContent()) ?? "", /Completed/);
+
+      // And a program runs in the playground.
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Playground" }).click();
+      const language = page.getByLabel("Language");
+      await page.waitForFunction(() => {
+        const select = document.querySelector("#runtime");
+        return select instanceof HTMLSelectElement && !select.disabled && select.options.length > 0;
+      });
+      const python = await language.locator("option").evaluateAll((options) => options.map((o) => o.value).find((v) => v.startsWith("python")));
+      assert.ok(python, "the server offers Python");
+      await language.selectOption(python);
+      await page.getByLabel("Contents of main.py").fill("print(sum(range(10)))");
+      await page.getByRole("button", { name: "Run", exact: true }).click();
+      const run = page.getByRole("region", { name: "Run", exact: true });
+      await run.getByLabel("stdout").filter({ hasText: "45" }).waitFor(SLOW);
     });
   });
 
