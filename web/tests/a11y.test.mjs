@@ -1,0 +1,110 @@
+// Basic accessibility on every page: each control (button, link, field, select) has an
+// accessible name, and the lab workspace is reachable by keyboard alone (Tab gets to the steps,
+// the file tree, the editor, the terminal, Check and Hint).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { launchBrowser, openPage, uniqueUsername } from "./support/browser.mjs";
+import { startServer } from "./support/server.mjs";
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+/** @type {import("playwright-core").Browser} */
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Controls on the page without an accessible name, described for the failure message. */
+function unnamedControls(page) {
+  return page.evaluate(() => {
+    const controls = document.querySelectorAll("button, a[href], input:not([type=hidden]), select, textarea, [role=button], [role=tab], [role=textbox], [role=separator][tabindex]");
+    const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+    const nameOf = (el) => {
+      const labelledBy = el.getAttribute("aria-labelledby");
+      if (labelledBy) {
+        const text = labelledBy.split(/\s+/).map((id) => document.getElementById(id)?.textContent ?? "").join(" ");
+        if (text.trim()) return text;
+      }
+      if (el.getAttribute("aria-label")?.trim()) return el.getAttribute("aria-label");
+      if ("labels" in el && el.labels?.length) return [...el.labels].map((l) => l.textContent).join(" ");
+      if (el.getAttribute("title")?.trim()) return el.getAttribute("title");
+      if (["BUTTON", "A"].includes(el.tagName) || el.getAttribute("role") === "button" || el.getAttribute("role") === "tab") {
+        return (el.textContent ?? "").trim() || [...el.querySelectorAll("img[alt]")].map((i) => i.alt).join(" ");
+      }
+      return "";
+    };
+    return [...controls]
+      .filter((el) => visible(el) && !el.closest(".xterm-helpers"))
+      .filter((el) => !String(nameOf(el)).trim())
+      .map((el) => el.outerHTML.slice(0, 160));
+  });
+}
+
+describe("accessibility", () => {
+  it("names every control on every page and reaches the workspace by keyboard", { timeout: 180_000 }, async () => {
+    const { context, page, errors } = await openPage(browser, server.baseURL);
+    try {
+      for (const path of ["/signin", "/signup"]) {
+        await page.goto(path);
+        await page.getByRole("heading", { level: 1 }).waitFor();
+        assert.deepEqual(await unnamedControls(page), [], `unnamed controls on ${path}`);
+      }
+      const signup = await context.request.post("/api/v1/auth/signup", {
+        data: { username: uniqueUsername("a11y"), password: "correct horse battery" },
+      });
+      assert.equal(signup.status(), 201);
+      for (const [path, ready] of [
+        ["/", "Browse the labs →"],
+        ["/labs", "All"],
+        ["/playground", "Run"],
+        ["/sessions", null],
+        ["/account", null],
+      ]) {
+        await page.goto(path);
+        await page.getByRole("heading", { level: 1 }).waitFor();
+        if (ready) await page.getByRole(path === "/" ? "link" : "button", { name: ready, exact: true }).first().waitFor();
+        assert.deepEqual(await unnamedControls(page), [], `unnamed controls on ${path}`);
+      }
+
+      await page.goto("/labs/shell-basics");
+      await page.getByRole("button", { name: "Check" }).waitFor({ timeout: 60_000 });
+      await page.getByRole("region", { name: "Terminal" }).locator(".xterm-rows").waitFor();
+      assert.deepEqual(await unnamedControls(page), [], "unnamed controls on the workspace");
+
+      // Keyboard only: Tab from the top of the page reaches each part of the workspace.
+      await page.locator("body").focus();
+      const reached = new Set();
+      for (let i = 0; i < 120 && reached.size < 5; i += 1) {
+        await page.keyboard.press("Tab");
+        const where = await page.evaluate(() => {
+          const el = document.activeElement;
+          if (!el) return "";
+          if (el.closest(".xterm")) return "terminal";
+          if (el.closest(".cm-editor")) return "editor";
+          const name = el.getAttribute("aria-label") ?? el.textContent ?? "";
+          if (el.closest("[aria-label='Files'], nav[aria-label='Files']") || /^Refresh|^New file/.test(name)) return "files";
+          if (/^Check$/.test(name.trim())) return "check";
+          if (/^Hint$/.test(name.trim())) return "hint";
+          return "";
+        });
+        if (where) reached.add(where);
+        // Leaving the terminal takes Escape then Tab (Tab alone completes in the shell).
+        if (where === "terminal") await page.keyboard.press("Escape");
+      }
+      assert.ok(["files", "check", "hint"].every((p) => reached.has(p)), `reached by Tab: ${[...reached].join(", ")}`);
+      assert.deepEqual(errors.map(String), [], "uncaught errors in the page");
+    } catch (error) {
+      error.message += `\n${server.logs()}`;
+      throw error;
+    } finally {
+      await context.close();
+    }
+  });
+});
