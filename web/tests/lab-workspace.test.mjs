@@ -276,6 +276,61 @@ describe("lab workspace", () => {
     });
   });
 
+  it("reconnects the terminal by itself after the connection drops, with its screen", { timeout: 120_000 }, async () => {
+    await withPage(async ({ page }) => {
+      // Keep a handle on the page's WebSockets, so the test can cut the terminal's connection
+      // (as a network drop or a proxy timeout would).
+      await page.addInitScript(() => {
+        const Native = window.WebSocket;
+        window.__sockets = [];
+        window.WebSocket = class extends Native {
+          constructor(...args) {
+            super(...args);
+            window.__sockets.push(this);
+          }
+        };
+      });
+      await signUp(page);
+      await page.goto(`/labs/${SLUG}`);
+      await waitForTerminalLine(page, /\$\s*$/);
+      await terminal(page).locator(".xterm-screen").click();
+      await page.keyboard.type("echo before-$((1+1))");
+      await page.keyboard.press("Enter");
+      await waitForTerminalLine(page, /^before-2$/);
+      const opened = await page.evaluate(() => window.__sockets.length);
+      await page.evaluate(() => window.__sockets.at(-1).close(4000, "dropped by the test"));
+      // A new connection comes by itself, and the screen is back (the snapshot redraws it).
+      await page.waitForFunction((n) => window.__sockets.length > n && window.__sockets.at(-1).readyState === 1, opened, SLOW);
+      await waitForTerminalLine(page, /^before-2$/);
+      await terminal(page).locator(".xterm-screen").click();
+      await page.keyboard.type("echo after-$((2+2))");
+      await page.keyboard.press("Enter");
+      await waitForTerminalLine(page, /^after-4$/);
+    });
+  });
+
+  it("asks before leaving the page with unsaved edits", { timeout: 120_000 }, async () => {
+    await withPage(async ({ page }) => {
+      await signUp(page);
+      await page.goto(`/labs/${SLUG}`);
+      await page.getByRole("button", { name: "Open text_tools.py" }).click(SLOW);
+      const editor = page.getByRole("textbox", { name: "Editor: text_tools.py" });
+      await editor.click();
+      await page.keyboard.insertText("# not saved yet\n");
+      await page.getByRole("tab", { name: "text_tools.py (unsaved)" }).waitFor();
+      const asked = new Promise((resolve) => {
+        page.once("dialog", async (dialog) => {
+          resolve(dialog.type());
+          await dialog.dismiss();
+        });
+      });
+      // Dismissed: the page stays, the edit with it.
+      await page.evaluate(() => window.location.reload()).catch(() => undefined);
+      assert.equal(await asked, "beforeunload");
+      await page.getByRole("tab", { name: "text_tools.py (unsaved)" }).waitFor();
+    });
+  });
+
   it("shows an ended session clearly and starts again", { timeout: 120_000 }, async () => {
     await withPage(async ({ page }) => {
       await signUp(page);

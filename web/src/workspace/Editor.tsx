@@ -62,6 +62,18 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
     });
   }, []);
 
+  // Leaving the page (reload, closing the tab, another site) with unsaved edits asks first;
+  // the browser shows its own wording.
+  useEffect(() => {
+    if (dirty.size === 0) return;
+    const warn = (event: BeforeUnloadEvent) => {
+      event.preventDefault();
+      event.returnValue = "";
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
+
   const refreshTree = useCallback(() => {
     files.list(sessionId).then(
       (r) => setEntries(r.entries),
