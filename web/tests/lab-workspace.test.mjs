@@ -309,6 +309,31 @@ describe("lab workspace", () => {
     });
   });
 
+  it("renames and deletes files from the tree", { timeout: 120_000 }, async () => {
+    await withPage(async ({ page }) => {
+      await signUp(page);
+      await page.goto(`/labs/${SLUG}`);
+      await page.getByRole("button", { name: "Open README.md" }).click(SLOW);
+      await page.getByRole("tab", { name: "README.md", exact: true }).waitFor();
+      page.once("dialog", (dialog) => dialog.accept("docs/NOTES.md"));
+      await page.getByRole("button", { name: "Rename README.md" }).click();
+      // The open tab follows the file to its new name.
+      await page.getByRole("tab", { name: "docs/NOTES.md", exact: true }).waitFor();
+      await page.getByRole("button", { name: "Open docs/NOTES.md" }).waitFor();
+      assert.equal(await page.getByRole("button", { name: "Open README.md" }).count(), 0);
+
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: "Delete docs/NOTES.md" }).click();
+      await page.getByRole("button", { name: "Open docs/NOTES.md" }).waitFor({ state: "detached" });
+      assert.equal(await page.getByRole("tab", { name: "docs/NOTES.md", exact: true }).count(), 0);
+      const listed = await page.evaluate(async () => {
+        const id = (await (await fetch("/api/v1/labs/python-functions/active")).json()).id;
+        return (await (await fetch(`/api/v1/sessions/${id}/files`)).json()).entries.map((e) => e.path);
+      });
+      assert.ok(!listed.includes("README.md") && !listed.includes("docs/NOTES.md"), listed.join(", "));
+    });
+  });
+
   it("asks before leaving the page with unsaved edits", { timeout: 120_000 }, async () => {
     await withPage(async ({ page }) => {
       await signUp(page);

@@ -511,6 +511,13 @@ async fn a_flood_is_bounded_for_a_silent_client_and_ctrl_c_stops_it() {
     writer.until_output("42").await;
     third.until_output("42").await;
 
+    // It did get a window (its reader task may still be taking in the last frames).
+    patiently("the silent client's window", async {
+        while silent_bytes.load(Ordering::SeqCst) < WINDOW {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     let silent_got = silent_bytes.load(Ordering::SeqCst);
     // The snapshot on attach, then at most a window plus one chunk (the agent reads at most
     // 64 KiB at a time), never the megabytes the others saw.
@@ -519,7 +526,6 @@ async fn a_flood_is_bounded_for_a_silent_client_and_ctrl_c_stops_it() {
         silent_got <= bound,
         "a silent client got {silent_got} bytes (bound {bound})"
     );
-    assert!(silent_got >= WINDOW, "it did get a window: {silent_got}");
     assert_eq!(silent_snapshots.load(Ordering::SeqCst), 0);
     silent_task.abort();
     term.sandbox.destroy().await.unwrap();

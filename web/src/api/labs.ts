@@ -184,6 +184,18 @@ export const files = {
     });
     return (await response.json()) as { path: string; size: number; etag: string };
   },
+  /** Deletes a file (a folder with its contents; a link itself, never its target). */
+  remove: async (id: string, path: string) => {
+    await rawFetch(`/api/v1/sessions/${enc(id)}/files/${filePath(path)}`, { method: "DELETE" });
+  },
+  /** Renames `from` to `to` (409 `already_exists` when `to` is taken). */
+  move: async (id: string, from: string, to: string) => {
+    const query = new URLSearchParams({ op: "move", to });
+    await rawFetch(`/api/v1/sessions/${enc(id)}/files/${filePath(from)}?${query}`, {
+      method: "POST",
+      headers: { Accept: "application/json" },
+    });
+  },
 };
 
 /** POSTs the judge with `Accept: text/event-stream`; the caller reads `response.body`. */

@@ -169,11 +169,47 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
 
   const closeTab = (path: string) => {
     if (dirty.has(path) && !window.confirm(`${path} has unsaved changes. Close it anyway?`)) return;
+    dropTab(path);
+  };
+
+  /** Forgets a tab without asking (its file is gone or has a new name). */
+  const dropTab = (path: string) => {
     const remaining = open.filter((p) => p !== path);
     if (activeRef.current === path) show(remaining.at(-1) ?? null);
     tabsRef.current.delete(path);
     markDirty(path, false);
     setOpen(remaining);
+  };
+
+  const renameFile = async (path: string) => {
+    if (dirty.has(path)) {
+      onError(`Save or close ${path} before renaming it.`);
+      return;
+    }
+    const to = window.prompt(`Rename ${path} to:`, path)?.trim().replace(/^\/+/, "");
+    if (!to || to === path) return;
+    try {
+      await files.move(sessionId, path, to);
+      const wasOpen = open.includes(path);
+      dropTab(path);
+      setStatus(`Renamed ${path} to ${to}`);
+      refreshTree();
+      if (wasOpen) await openFile(to);
+    } catch (e) {
+      onError(messageOf(e));
+    }
+  };
+
+  const deleteFile = async (path: string) => {
+    if (!window.confirm(`Delete ${path}? This cannot be undone.`)) return;
+    try {
+      await files.remove(sessionId, path);
+      dropTab(path);
+      setStatus(`Deleted ${path}`);
+      refreshTree();
+    } catch (e) {
+      onError(messageOf(e));
+    }
   };
 
   const save = async (overwrite = false) => {
@@ -260,7 +296,13 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
             </button>
           </form>
         ) : null}
-        <FileTree entries={entries} active={active} onOpen={(p) => void openFile(p)} />
+        <FileTree
+          entries={entries}
+          active={active}
+          onOpen={(p) => void openFile(p)}
+          onRename={(p) => void renameFile(p)}
+          onDelete={(p) => void deleteFile(p)}
+        />
       </section>
       <section class="ws-editor" aria-label="Editor">
         <div class="ws-tabs" role="tablist" aria-label="Open files">

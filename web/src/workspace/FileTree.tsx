@@ -36,26 +36,32 @@ export function buildTree(entries: FileEntry[]): Node[] {
   return root.children;
 }
 
-interface Props {
+interface Actions {
+  onOpen: (path: string) => void;
+  onRename: (path: string) => void;
+  onDelete: (path: string) => void;
+}
+
+interface Props extends Actions {
   entries: FileEntry[];
   active: string | null;
-  onOpen: (path: string) => void;
 }
 
-export function FileTree({ entries, active, onOpen }: Props) {
+export function FileTree({ entries, active, ...actions }: Props) {
   const tree = buildTree(entries);
   if (tree.length === 0) return <p class="ws-muted">No files yet.</p>;
-  return <ul class="ws-tree">{tree.map((n) => <TreeNode key={n.path} node={n} active={active} onOpen={onOpen} />)}</ul>;
+  return <ul class="ws-tree">{tree.map((n) => <TreeNode key={n.path} node={n} active={active} actions={actions} />)}</ul>;
 }
 
-function TreeNode({ node, active, onOpen }: { node: Node; active: string | null; onOpen: (path: string) => void }) {
+function TreeNode({ node, active, actions }: { node: Node; active: string | null; actions: Actions }) {
+  const { onOpen } = actions;
   if (node.kind === "dir") {
     const hidden = node.name.startsWith(".") || node.name === "__pycache__" || node.name === "node_modules";
     return (
       <li>
         <details open={!hidden}>
           <summary class="ws-tree__dir">{node.name}/</summary>
-          <ul class="ws-tree">{node.children.map((c) => <TreeNode key={c.path} node={c} active={active} onOpen={onOpen} />)}</ul>
+          <ul class="ws-tree">{node.children.map((c) => <TreeNode key={c.path} node={c} active={active} actions={actions} />)}</ul>
         </details>
       </li>
     );
@@ -68,7 +74,7 @@ function TreeNode({ node, active, onOpen }: { node: Node; active: string | null;
     );
   }
   return (
-    <li>
+    <li class="ws-tree__row">
       <button
         type="button"
         class={`ws-tree__file${node.path === active ? " is-active" : ""}`}
@@ -78,6 +84,14 @@ function TreeNode({ node, active, onOpen }: { node: Node; active: string | null;
       >
         {node.name}
       </button>
+      <span class="ws-tree__actions">
+        <button type="button" class="ws-tree__action" aria-label={`Rename ${node.path}`} title="Rename" onClick={() => actions.onRename(node.path)}>
+          ✎
+        </button>
+        <button type="button" class="ws-tree__action" aria-label={`Delete ${node.path}`} title="Delete" onClick={() => actions.onDelete(node.path)}>
+          ✕
+        </button>
+      </span>
     </li>
   );
 }
