@@ -2,24 +2,11 @@
 // accessible name, and the lab workspace is reachable by keyboard alone (Tab gets to the steps,
 // the file tree, the editor, the terminal, Check and Hint).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { launchBrowser, openPage, uniqueUsername } from "./support/browser.mjs";
-import { startServer } from "./support/server.mjs";
+import { describe, it } from "node:test";
+import { openPage, uniqueUsername } from "./support/browser.mjs";
+import { serverAndBrowser } from "./support/suite.mjs";
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import("playwright-core").Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = serverAndBrowser();
 
 /** Controls on the page without an accessible name, described for the failure message. */
 function unnamedControls(page) {
@@ -49,7 +36,7 @@ function unnamedControls(page) {
 
 describe("accessibility", () => {
   it("names every control on every page and reaches the workspace by keyboard", { timeout: 180_000 }, async () => {
-    const { context, page, errors } = await openPage(browser, server.baseURL);
+    const { context, page, errors } = await openPage(suite.browser, suite.server.baseURL);
     try {
       for (const path of ["/signin", "/signup"]) {
         await page.goto(path);
@@ -101,7 +88,7 @@ describe("accessibility", () => {
       assert.ok(["files", "check", "hint"].every((p) => reached.has(p)), `reached by Tab: ${[...reached].join(", ")}`);
       assert.deepEqual(errors.map(String), [], "uncaught errors in the page");
     } catch (error) {
-      error.message += `\n${server.logs()}`;
+      error.message += `\n${suite.server.logs()}`;
       throw error;
     } finally {
       await context.close();

@@ -1,27 +1,14 @@
 // The playground: run Python with stdin, test cases that pass and fail, and a time limit, in a
 // real Chromium against the real server.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { launchBrowser, openPage, screenshot, uniqueUsername } from "./support/browser.mjs";
-import { startServer } from "./support/server.mjs";
+import { describe, it } from "node:test";
+import { openPage, screenshot, uniqueUsername } from "./support/browser.mjs";
+import { serverAndBrowser } from "./support/suite.mjs";
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import("playwright-core").Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = serverAndBrowser();
 
 async function withSignedInPage(fn, options = {}) {
-  const session = await openPage(browser, server.baseURL, options);
+  const session = await openPage(suite.browser, suite.server.baseURL, options);
   try {
     const signup = await session.context.request.post("/api/v1/auth/signup", {
       data: { username: uniqueUsername("pg"), password: "correct horse battery" },
@@ -30,7 +17,7 @@ async function withSignedInPage(fn, options = {}) {
     await fn(session);
     assert.deepEqual(session.errors.map(String), [], "uncaught errors in the page");
   } catch (error) {
-    error.message += `\n${server.logs()}`;
+    error.message += `\n${suite.server.logs()}`;
     throw error;
   } finally {
     await session.context.close();

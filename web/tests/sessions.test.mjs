@@ -1,27 +1,14 @@
 // The sessions page (time left, extend, end, share) and the read-only shared terminal, in a
 // real Chromium against the real server.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { launchBrowser, openPage, screenshot, uniqueUsername } from "./support/browser.mjs";
-import { startServer } from "./support/server.mjs";
+import { describe, it } from "node:test";
+import { openPage, screenshot, uniqueUsername } from "./support/browser.mjs";
+import { serverAndBrowser } from "./support/suite.mjs";
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import("playwright-core").Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = serverAndBrowser();
 
 async function signedInSession(prefix) {
-  const session = await openPage(browser, server.baseURL);
+  const session = await openPage(suite.browser, suite.server.baseURL);
   const signup = await session.context.request.post("/api/v1/auth/signup", {
     data: { username: uniqueUsername(prefix), password: "correct horse battery" },
   });
@@ -36,7 +23,7 @@ async function withUsers(count, fn) {
     await fn(...sessions);
     for (const s of sessions) assert.deepEqual(s.errors.map(String), [], "uncaught errors in the page");
   } catch (error) {
-    error.message += `\n${server.logs()}`;
+    error.message += `\n${suite.server.logs()}`;
     throw error;
   } finally {
     for (const s of sessions) await s.context.close();
@@ -130,7 +117,7 @@ describe("sessions", () => {
       await linkField.waitFor();
       const link = await linkField.inputValue();
       const url = new URL(link);
-      assert.equal(url.origin, server.baseURL);
+      assert.equal(url.origin, suite.server.baseURL);
       assert.equal(url.pathname, `/share/${id}`);
       assert.ok(url.searchParams.get("token"), "the link carries the share token");
       await screenshot(owner.page, "sessions-share");

@@ -1,4 +1,5 @@
 // `/account`: who you are, and your personal API tokens (create — shown once —, list, revoke).
+import { LoadStatus } from "../components/LoadStatus";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, auth, type User } from "../api";
 import { tokenRules, tokens, type ApiToken, type CreatedToken } from "../api/tokens";
@@ -85,21 +86,7 @@ export function AccountPage({ user, onSignedOut }: { user: User; onSignedOut: ()
         <p class="status-line" role="status">
           {notice ?? ""}
         </p>
-        {load.state === "loading" && (
-          <p class="status" aria-busy="true">
-            Loading tokens…
-          </p>
-        )}
-        {load.state === "error" && (
-          <div class="stack">
-            <p role="alert" class="alert">
-              {load.message}
-            </p>
-            <button type="button" class="button" onClick={() => setReload((n) => n + 1)}>
-              Try again
-            </button>
-          </div>
-        )}
+        <LoadStatus load={load} loading="Loading tokens…" onRetry={() => setReload((n) => n + 1)} />
         {load.state === "ready" &&
           (load.tokens.length === 0 ? (
             <p>No tokens yet.</p>

@@ -1,4 +1,5 @@
 // `/labs`: every lab with the learner's progress, filtered by tag.
+import { LoadStatus } from "../components/LoadStatus";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { catalog, type LabSummary } from "../api/catalog";
@@ -64,21 +65,7 @@ export function CatalogPage() {
       <h1 id="catalog-heading">Labs</h1>
       <p class="page__lead">Hands-on exercises in a real sandbox, checked by the judge as you go.</p>
 
-      {load.state === "loading" && (
-        <p class="status" aria-busy="true">
-          Loading labs…
-        </p>
-      )}
-      {load.state === "error" && (
-        <div class="stack">
-          <p role="alert" class="alert">
-            {load.message}
-          </p>
-          <button type="button" class="button" onClick={() => setAttempt((n) => n + 1)}>
-            Try again
-          </button>
-        </div>
-      )}
+      <LoadStatus load={load} loading="Loading labs…" onRetry={() => setAttempt((n) => n + 1)} />
       {load.state === "ready" && (
         <>
           <div class="filters" role="group" aria-label="Filter by tag">

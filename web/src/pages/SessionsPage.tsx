@@ -1,5 +1,7 @@
 // `/sessions`: the learner's live sessions (time left, extend, end, share), and `/share/:id`: the
 // read-only view of a shared terminal.
+import { LoadStatus } from "../components/LoadStatus";
+import { clockOf } from "../time";
 import type { ComponentType } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { catalog } from "../api/catalog";
@@ -22,15 +24,6 @@ function useNow(): number {
   return now;
 }
 
-export function formatTimeLeft(ms: number): string {
-  if (ms <= 0) return "expired";
-  const total = Math.floor(ms / 1000);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return h > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
-}
 
 function formatClock(iso: string): string {
   const date = new Date(iso);
@@ -88,21 +81,7 @@ export function SessionsPage() {
       <p class="status-line" role="status">
         {notice ?? ""}
       </p>
-      {load.state === "loading" && (
-        <p class="status" aria-busy="true">
-          Loading sessions…
-        </p>
-      )}
-      {load.state === "error" && (
-        <div class="stack">
-          <p role="alert" class="alert">
-            {load.message}
-          </p>
-          <button type="button" class="button" onClick={() => setRefresh((n) => n + 1)}>
-            Try again
-          </button>
-        </div>
-      )}
+      <LoadStatus load={load} loading="Loading sessions…" onRetry={() => setRefresh((n) => n + 1)} />
       {load.state === "ready" &&
         (live.length === 0 ? (
           <p>
@@ -190,7 +169,7 @@ function SessionItem({ session, title, now, onUpdated, onEnded }: ItemProps) {
           <dt>Time left</dt>
           <dd class={left < 5 * 60_000 ? "time-left time-left--low" : "time-left"} data-testid="time-left">
             <time dateTime={session.expires_at} title={`Ends at ${formatClock(session.expires_at)}`}>
-              {formatTimeLeft(left)}
+              {left <= 0 ? "expired" : clockOf(left)}
             </time>
           </dd>
         </div>

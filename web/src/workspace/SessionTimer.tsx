@@ -1,4 +1,5 @@
 // Time left in the session, Extend and End session.
+import { clockOf } from "../time";
 import { useEffect, useState } from "preact/hooks";
 import { sessions, type SessionInfo } from "../api/labs";
 
@@ -10,15 +11,6 @@ interface Props {
   onError: (message: string) => void;
 }
 
-export function formatLeft(ms: number): string {
-  if (ms <= 0) return "0:00";
-  const total = Math.floor(ms / 1000);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return h > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
-}
 
 export function SessionTimer({ session, onChange, onExpired, onEnded, onError }: Props) {
   const [now, setNow] = useState(Date.now());
@@ -60,7 +52,7 @@ export function SessionTimer({ session, onChange, onExpired, onEnded, onError }:
     <div class="ws-timer" role="group" aria-label="Session">
       <span class={left < 5 * 60_000 ? "ws-timer__left is-low" : "ws-timer__left"} aria-live={left < 5 * 60_000 ? "polite" : "off"}>
         Time left{" "}
-        {formatLeft(left)}
+        {clockOf(left)}
       </span>
       <button type="button" class="ws-button" disabled={busy} onClick={() => void extend()}>
         Extend
