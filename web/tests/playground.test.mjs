@@ -41,23 +41,28 @@ async function pythonProgram(page, code) {
 const stage = (page, name) => page.getByRole("region", { name, exact: true });
 
 async function runAndWait(page) {
-  // Hold the request so the pending state is observable, then let it through.
+  // Hold the request so the pending state is observable, then let it through. The answer is
+  // read where it passes through the route (not from the network log afterwards, whose body
+  // can be gone by the time it is asked for).
   let release;
   const gate = new Promise((resolve) => (release = resolve));
+  let answered;
+  const result = new Promise((resolve) => (answered = resolve));
   await page.route("**/api/v1/runs", async (route) => {
     await gate;
-    await route.continue();
+    const response = await route.fetch();
+    answered(await response.json());
+    await route.fulfill({ response });
   });
-  const answered = page.waitForResponse((r) => r.url().endsWith("/api/v1/runs"));
   await page.getByRole("button", { name: "Run", exact: true }).click();
   const pending = page.getByRole("button", { name: "Running…" });
   await pending.waitFor();
   assert.equal(await pending.isDisabled(), true, "Run is disabled while running");
   release();
-  const response = await answered;
-  await page.unroute("**/api/v1/runs");
+  const body = await result;
   await page.getByRole("button", { name: "Run", exact: true }).waitFor();
-  return response.json();
+  await page.unroute("**/api/v1/runs");
+  return body;
 }
 
 describe("playground", () => {
