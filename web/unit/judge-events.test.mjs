@@ -1,0 +1,60 @@
+// The judge's server-sent events (src/workspace/judgeEvents.ts), without a browser.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SseParser, readJudgeStream, toJudgeEvent } from "../unit-build/workspace/judgeEvents.js";
+
+describe("judge events", () => {
+  it("parses events split anywhere, with every line ending, comments and multi-line data", () => {
+    const text = ': keep-alive\r\nevent: started\r\ndata: {"step":"one","checks":2}\r\n\r\n' + "event: note\ndata: a\ndata: b\n\n" + "event: x\rdata: y\r\r";
+    for (const size of [1, 2, 3, 7, text.length]) {
+      const parser = new SseParser();
+      const events = [];
+      for (let i = 0; i < text.length; i += size) events.push(...parser.push(text.slice(i, i + size)));
+      events.push(...parser.end());
+      assert.deepEqual(
+        events,
+        [
+          { event: "started", data: '{"step":"one","checks":2}' },
+          { event: "note", data: "a\nb" },
+          { event: "x", data: "y" },
+        ],
+        `chunks of ${size}`,
+      );
+    }
+  });
+
+  it("types the judge's events and drops unknown or malformed ones", () => {
+    assert.deepEqual(toJudgeEvent({ event: "check_finished", data: '{"index":1,"code":"tests","status":"failed","elapsed_ms":12.5}' }), {
+      type: "check_finished",
+      index: 1,
+      code: "tests",
+      status: "failed",
+      elapsed_ms: 12.5,
+    });
+    assert.deepEqual(toJudgeEvent({ event: "error", data: '{"error":{"code":"judge_busy","message":"wait"}}' }), {
+      type: "error",
+      code: "judge_busy",
+      message: "wait",
+    });
+    assert.equal(toJudgeEvent({ event: "started", data: "not json" }), null);
+    assert.equal(toJudgeEvent({ event: "mystery", data: "{}" }), null);
+    const attempt = toJudgeEvent({ event: "attempt", data: '{"id":"a1","passed":true,"failures":[]}' });
+    assert.equal(attempt?.type, "attempt");
+    assert.equal(attempt?.attempt.passed, true);
+  });
+
+  it("reads a whole response body, UTF-8 split across chunks included", async () => {
+    const bytes = new TextEncoder().encode('event: error\ndata: {"error":{"code":"x","message":"caf\u00e9 \u2713"}}\n\n');
+    const cut = bytes.indexOf(0xc3) + 1; // inside the two bytes of "é"
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(bytes.slice(0, cut));
+        controller.enqueue(bytes.slice(cut));
+        controller.close();
+      },
+    });
+    const seen = [];
+    await readJudgeStream(body, (e) => seen.push(e));
+    assert.deepEqual(seen, [{ type: "error", code: "x", message: "caf\u00e9 \u2713" }]);
+  });
+});
