@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sandpit_sandbox::protocol::FileError;
 use sandpit_sandbox::{
-    ExitInfo, LimitKind, ProcessEvent, ProcessLimits, ProcessSpec, Sandbox, SandboxError, Stream,
+    ExitInfo, LimitKind, Output, ProcessEvent, ProcessLimits, ProcessSpec, Sandbox, SandboxError,
     WorkspacePath,
 };
 use serde::Serialize;
@@ -370,53 +370,43 @@ struct Finished {
     not_run: Option<String>,
 }
 
+/// Runs `argv` to its end in the sandbox and collects its output
+/// ([`sandpit_sandbox::Process::output`]).
+async fn run_to_end(
+    sandbox: &dyn Sandbox,
+    argv: Vec<String>,
+    stdin: &[u8],
+    limits: ProcessLimits,
+) -> Result<Output, SandboxError> {
+    let mut spec = ProcessSpec::new(argv);
+    spec.limits = limits;
+    sandbox.spawn(spec).await?.output(stdin).await
+}
+
+/// A check's program run to its end, its output as text; a program that could not start is
+/// a result too (the check fails with why).
 async fn execute(
     sandbox: &dyn Sandbox,
     argv: Vec<String>,
     stdin: Option<&str>,
     limits: ProcessLimits,
 ) -> Result<Finished, SandboxError> {
-    let mut spec = ProcessSpec::new(argv);
-    spec.limits = limits;
-    let mut process = match sandbox.spawn(spec).await {
-        Ok(p) => p,
-        Err(SandboxError::Spawn(why)) => {
-            return Ok(Finished {
-                exit: ExitInfo {
-                    code: None,
-                    signal: None,
-                    wall_ms: 0,
-                    cpu_ms: 0,
-                    memory_kb: 0,
-                    limit: None,
-                    output_truncated: false,
-                },
-                stdout: String::new(),
-                stderr: String::new(),
-                not_run: Some(why),
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(input) = stdin {
-        process.write_stdin(input.as_bytes()).await?;
+    let stdin = stdin.unwrap_or_default().as_bytes();
+    match run_to_end(sandbox, argv, stdin, limits).await {
+        Ok(out) => Ok(Finished {
+            exit: out.exit,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            not_run: None,
+        }),
+        Err(SandboxError::Spawn(why)) => Ok(Finished {
+            exit: ExitInfo::default(),
+            stdout: String::new(),
+            stderr: String::new(),
+            not_run: Some(why),
+        }),
+        Err(e) => Err(e),
     }
-    process.close_stdin().await?;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let exit = loop {
-        match process.next_event().await {
-            Some(ProcessEvent::Output(Stream::Stdout, bytes)) => stdout.extend_from_slice(&bytes),
-            Some(ProcessEvent::Output(Stream::Stderr, bytes)) => stderr.extend_from_slice(&bytes),
-            Some(ProcessEvent::Exited(exit)) => break exit,
-            None => return Err(SandboxError::Lost),
-        }
-    };
-    Ok(Finished {
-        exit,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        not_run: None,
-    })
 }
 
 /// The last `FEEDBACK_CHARS` characters of `text`, trimmed.
@@ -534,37 +524,20 @@ async fn probe(
     ];
     let mut limits = check_limits(budget.max(Duration::from_millis(200)));
     limits.output_bytes = Some(1 << 20);
-    let out = execute_raw(sandbox, argv, limits).await?;
-    if out.0.code == Some(111) {
+    let out = run_to_end(sandbox, argv, b"", limits).await?;
+    if out.exit.code == Some(111) {
         return Ok(Probe::Refused);
     }
-    if matches!(out.0.limit, Some(LimitKind::WallTime | LimitKind::CpuTime)) && out.1.is_empty() {
+    if matches!(
+        out.exit.limit,
+        Some(LimitKind::WallTime | LimitKind::CpuTime)
+    ) && out.stdout.is_empty()
+    {
         return Ok(Probe::Garbage(
             "it accepted the connection but never answered".into(),
         ));
     }
-    Ok(parse_response(&out.1))
-}
-
-/// Like [`execute`], keeping stdout as bytes.
-async fn execute_raw(
-    sandbox: &dyn Sandbox,
-    argv: Vec<String>,
-    limits: ProcessLimits,
-) -> Result<(ExitInfo, Vec<u8>), SandboxError> {
-    let mut spec = ProcessSpec::new(argv);
-    spec.limits = limits;
-    let mut process = sandbox.spawn(spec).await?;
-    process.close_stdin().await?;
-    let mut stdout = Vec::new();
-    loop {
-        match process.next_event().await {
-            Some(ProcessEvent::Output(Stream::Stdout, bytes)) => stdout.extend_from_slice(&bytes),
-            Some(ProcessEvent::Output(Stream::Stderr, _)) => {}
-            Some(ProcessEvent::Exited(exit)) => return Ok((exit, stdout)),
-            None => return Err(SandboxError::Lost),
-        }
-    }
+    Ok(parse_response(&out.stdout))
 }
 
 fn parse_response(raw: &[u8]) -> Probe {
