@@ -11,8 +11,8 @@ use sandpit_sandbox::WorkspacePath;
 use sandpit_store::Session;
 use uuid::Uuid;
 
-use super::Labs;
 use super::model::{ExplainRequest, FailureView, HintView};
+use super::{LabStep, Labs};
 use crate::error::ApiError;
 use crate::llm::{Prompt, Task};
 
@@ -41,11 +41,11 @@ impl Labs {
         session_id: Uuid,
         step: Option<&str>,
     ) -> Result<HintView, ApiError> {
-        let (session, lab, step) = self.session_step(user_id, session_id, step).await?;
+        let LabStep { session, lab, step } = self.session_step(user_id, session_id, step).await?;
         self.spend_hint(session.id)?;
         let failures = self.last_failures(user_id, &session, &step).await?;
         let fallback_reason = if self.llm.routes(Task::Hint) {
-            let files = self.relevant_files(user_id, &session, &lab, &step).await;
+            let files = self.relevant_files(&session, &lab, &step).await;
             let prompt = Prompt {
                 system: HINT_SYSTEM.into(),
                 user: hint_prompt(&lab, &step, &failures, &files),
@@ -84,7 +84,7 @@ impl Labs {
                 message: "say what to explain: a topic, some code or an error".into(),
             });
         }
-        let (session, lab, step) = self.session_step(user_id, session_id, None).await?;
+        let LabStep { session, lab, step } = self.session_step(user_id, session_id, None).await?;
         self.spend_hint(session.id)?;
         let fallback_reason = if self.llm.routes(Task::Explain) {
             let prompt = Prompt {
@@ -158,12 +158,11 @@ impl Labs {
     /// files, read through the sandbox (what cannot be read is left out).
     async fn relevant_files(
         &self,
-        user_id: Uuid,
         session: &Session,
         lab: &Lab,
         step: &Step,
     ) -> Vec<(String, String)> {
-        let Ok(sandbox) = self.sessions.sandbox(user_id, session.id).await else {
+        let Ok(sandbox) = self.sessions.sandbox_of_session(session).await else {
             return Vec::new();
         };
         let mut paths: BTreeSet<WorkspacePath> = BTreeSet::new();

@@ -42,6 +42,13 @@ pub struct Labs {
     max_idle: Duration,
 }
 
+/// A live lab session, its lab and one of its steps.
+pub struct LabStep {
+    pub session: Session,
+    pub lab: Arc<Lab>,
+    pub step: Step,
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -184,13 +191,13 @@ impl Labs {
     }
 
     /// A caller's live lab session, its lab, and the step asked for (or the first one the
-    /// caller has not passed).
+    /// caller has not passed): what a judge or a hint is about.
     pub async fn session_step(
         &self,
         user_id: Uuid,
         session_id: Uuid,
         step: Option<&str>,
-    ) -> Result<(Session, Arc<Lab>, Step), ApiError> {
+    ) -> Result<LabStep, ApiError> {
         let session = self.sessions.get_live(user_id, session_id).await?;
         let Some(lab) = session
             .lab
@@ -234,19 +241,19 @@ impl Labs {
                     .ok_or_else(|| ApiError::internal(anyhow::anyhow!("lab without steps")))?
             }
         };
-        Ok((session, lab, step))
+        Ok(LabStep { session, lab, step })
     }
 
-    /// Judges a step of a caller's lab session and records the attempt. Progress events go to
-    /// `events` while it runs. Only one judge runs per session at a time (else 409).
+    /// Judges a step of a caller's lab session (from [`Labs::session_step`]) and records the
+    /// attempt. Progress events go to `events` while it runs. Only one judge runs per session
+    /// at a time (else 409).
     pub async fn judge(
         &self,
         user_id: Uuid,
-        session_id: Uuid,
-        step: Option<&str>,
+        target: LabStep,
         events: Option<&UnboundedSender<JudgeEvent>>,
     ) -> Result<AttemptView, ApiError> {
-        let (session, lab, step) = self.session_step(user_id, session_id, step).await?;
+        let LabStep { session, lab, step } = target;
         if !lock(&self.judging).insert(session.id) {
             return Err(ApiError::Refused {
                 code: "judge_busy",
@@ -257,7 +264,7 @@ impl Labs {
             labs: self,
             session: session.id,
         };
-        let sandbox = self.sessions.sandbox(user_id, session.id).await?;
+        let sandbox = self.sessions.sandbox_of_session(&session).await?;
         let submitted_at = Utc::now();
         let outcome = match judge_step(sandbox.as_ref(), &step, events).await {
             Ok(o) => o,

@@ -7,15 +7,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::stream::Stream;
+use futures::stream::{Stream, StreamExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiResult, ErrorEnvelope, Json, Path, Query};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path, Query};
 use sandpit_labs::judge::JudgeEvent;
 
+use crate::labs::LabStep;
 use crate::labs::model::{AttemptList, AttemptQuery, AttemptView, JudgeRequest, ProgressList};
 use crate::state::AppState;
 
@@ -56,63 +57,47 @@ async fn judge(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    if !wants_events {
-        let attempt = state
-            .labs
-            .judge(user, id, req.step.as_deref(), None)
-            .await?;
-        return Ok(Json(attempt).into_response());
-    }
-    // Refuse what can be refused before the stream starts, with a status code.
-    state
+    // Refused here, before a stream starts, what can be refused with a status code.
+    let target = state
         .labs
         .session_step(user, id, req.step.as_deref())
         .await?;
-    Ok(Sse::new(judge_events(state, user, id, req.step))
+    if !wants_events {
+        let attempt = state.labs.judge(user, target, None).await?;
+        return Ok(Json(attempt).into_response());
+    }
+    Ok(Sse::new(judge_events(state, user, target))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
 
 /// Runs the judge in its own task (a client that goes away does not cut an attempt short)
-/// and streams its progress, then the attempt or the error.
+/// and streams its progress as it comes, then the attempt or the error.
 fn judge_events(
     state: AppState,
     user: Uuid,
-    session: Uuid,
-    step: Option<String>,
+    target: LabStep,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    tokio::spawn(async move {
-        let (progress, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
-        let forward = {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(event) = progress_rx.recv().await {
-                    let name = match &event {
-                        JudgeEvent::Started { .. } => "started",
-                        JudgeEvent::CheckStarted { .. } => "check_started",
-                        JudgeEvent::CheckFinished { .. } => "check_finished",
-                    };
-                    let _ = tx.send(sse_json(name, &event));
-                }
-            })
+    let (progress, progress_rx) = tokio::sync::mpsc::unbounded_channel();
+    // The progress sender lives as long as the judge: the stream of events ends with it.
+    let judged = tokio::spawn(async move { state.labs.judge(user, target, Some(&progress)).await });
+    let events = futures::stream::unfold(progress_rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let name = match &event {
+            JudgeEvent::Started { .. } => "started",
+            JudgeEvent::CheckStarted { .. } => "check_started",
+            JudgeEvent::CheckFinished { .. } => "check_finished",
         };
-        let result = state
-            .labs
-            .judge(user, session, step.as_deref(), Some(&progress))
-            .await;
-        drop(progress);
-        let _ = forward.await;
-        let last = match result {
-            Ok(attempt) => sse_json("attempt", &attempt),
-            Err(e) => sse_json("error", &e.into_envelope()),
-        };
-        let _ = tx.send(last);
+        Some((Ok(sse_json(name, &event)), rx))
     });
-    futures::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
+    let last = futures::stream::once(async move {
+        Ok(match judged.await {
+            Ok(Ok(attempt)) => sse_json("attempt", &attempt),
+            Ok(Err(e)) => sse_json("error", &e.into_envelope()),
+            Err(e) => sse_json("error", &ApiError::internal(e).into_envelope()),
+        })
+    });
+    events.chain(last)
 }
 
 fn sse_json(name: &str, value: &impl serde::Serialize) -> Event {

@@ -303,7 +303,12 @@ impl Sessions {
         self.sandbox_of_session(&session).await
     }
 
-    async fn sandbox_of_session(&self, session: &Session) -> Result<Arc<dyn Sandbox>, ApiError> {
+    /// The sandbox of a session the caller has already checked (its owner's, live), started
+    /// if it has none.
+    pub async fn sandbox_of_session(
+        &self,
+        session: &Session,
+    ) -> Result<Arc<dyn Sandbox>, ApiError> {
         let live = self.live_map().entry(session.id).or_default().clone();
         let mut slot = live.sandbox.lock().await;
         if live.ended.load(Ordering::SeqCst) {
