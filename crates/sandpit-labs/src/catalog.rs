@@ -34,9 +34,24 @@ impl Catalog {
     /// The built-in labs, then every lab folder below each of `dirs` (a folder holding a
     /// `lab.toml`, or whose sub-folders do). A slug already taken is refused.
     pub fn load(dirs: &[PathBuf], environments: &[&str]) -> (Catalog, Vec<Skipped>) {
+        Self::load_from(true, dirs, environments)
+    }
+
+    /// [`Catalog::load`], with or without the built-in labs (`sandpit lab validate DIR`
+    /// checks an author's folders alone unless asked for `--built-in`).
+    pub fn load_from(
+        built_in: bool,
+        dirs: &[PathBuf],
+        environments: &[&str],
+    ) -> (Catalog, Vec<Skipped>) {
         let mut catalog = Catalog::default();
         let mut skipped = Vec::new();
-        for (name, files) in built_in_folders() {
+        let built_ins = if built_in {
+            built_in_folders()
+        } else {
+            BTreeMap::new()
+        };
+        for (name, files) in built_ins {
             let source = format!("{BUILT_IN}/{name}");
             catalog.add(files, source, environments, &mut skipped);
         }
@@ -79,7 +94,7 @@ impl Catalog {
                     file: "lab.toml".into(),
                     line: None,
                     message: format!(
-                        "slug {:?} is already taken by {}",
+                        "slug {:?} is also used by {}",
                         lab.slug, self.labs[&lab.slug].source
                     ),
                 }],

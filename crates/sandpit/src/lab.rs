@@ -1,88 +1,37 @@
 //! `sandpit lab validate|test DIR…`: what an author runs before learners see a lab.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::bail;
-use sandpit_labs::catalog::{built_in_folders, lab_folders};
 use sandpit_labs::judge::CheckStatus;
-use sandpit_labs::load::{self, LoadOptions, Problem};
 use sandpit_labs::selftest::{Judged, test_lab};
-use sandpit_labs::{Lab, catalog::BUILT_IN};
+use sandpit_labs::{Catalog, Lab, Problem};
 use sandpit_sandbox::{SandboxSpec, WorkspaceSpec};
 use sandpit_server::Config;
 use sandpit_server::sessions::{DEFAULT_ENVIRONMENT, sandbox_limits};
 
-/// Loads every lab below `dirs` (and the built-in ones when asked), printing each problem as
-/// `path/file:line: message`. Returns the labs that loaded and whether any problem was found.
-fn load_all(dirs: &[PathBuf], built_in: bool) -> (Vec<Lab>, bool) {
-    let environments = [DEFAULT_ENVIRONMENT];
-    let mut folders: Vec<(String, Result<load::FolderFiles, Vec<Problem>>)> = Vec::new();
-    if built_in {
-        for (name, files) in built_in_folders() {
-            folders.push((format!("{BUILT_IN}/{name}"), Ok(files)));
+/// Loads every lab below `dirs` (and the built-in ones when asked) as the server would,
+/// printing each problem as `path/file:line: message`. Returns the labs that loaded and whether
+/// any problem was found.
+fn load_all(dirs: &[PathBuf], built_in: bool) -> (Vec<Arc<Lab>>, bool) {
+    let (catalog, skipped) = Catalog::load_from(built_in, dirs, &[DEFAULT_ENVIRONMENT]);
+    for lab in &skipped {
+        for p in &lab.problems {
+            println!("{}", located(&lab.source, p));
         }
     }
-    let mut failed = false;
-    for dir in dirs {
-        match lab_folders(dir) {
-            Ok(found) => {
-                for folder in found {
-                    let files = load::read_dir(&folder);
-                    folders.push((folder.display().to_string(), files));
-                }
-            }
-            Err(p) => {
-                failed = true;
-                println!("{}", located(&dir.display().to_string(), &p));
-            }
-        }
-    }
-    let mut labs = Vec::new();
-    let mut slugs: HashMap<String, String> = HashMap::new();
-    for (source, files) in folders {
-        let loaded = files.and_then(|files| {
-            load::load(
-                &files,
-                &LoadOptions {
-                    environments: &environments,
-                    source: source.clone(),
-                },
-            )
-        });
-        match loaded {
-            Ok(lab) => {
-                if let Some(other) = slugs.insert(lab.slug.clone(), source.clone()) {
-                    failed = true;
-                    println!(
-                        "{source}/lab.toml: slug {:?} is also used by {other}",
-                        lab.slug
-                    );
-                    continue;
-                }
-                labs.push(lab);
-            }
-            Err(problems) => {
-                failed = true;
-                for p in &problems {
-                    println!("{}", located(&source, p));
-                }
-            }
-        }
-    }
-    (labs, failed)
+    (catalog.iter().cloned().collect(), !skipped.is_empty())
 }
 
+/// A problem with its file given from the lab's source (`built-in/x/lab.toml:3: …`).
 fn located(source: &str, p: &Problem) -> String {
     let file = if p.file == "." {
         source.to_owned()
     } else {
         Path::new(source).join(&p.file).display().to_string()
     };
-    match p.line {
-        Some(line) => format!("{file}:{line}: {}", p.message),
-        None => format!("{file}: {}", p.message),
-    }
+    Problem { file, ..p.clone() }.to_string()
 }
 
 pub fn validate(dirs: &[PathBuf], built_in: bool) -> anyhow::Result<()> {
