@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { launchBrowser, openPage, screenshot, uniqueUsername, waitForPath } from "./support/browser.mjs";
+import { pythonProgram } from "./support/playground.mjs";
 import { repoDir, startServer } from "./support/server.mjs";
 
 const PASSWORD = "correct horse battery";
@@ -203,15 +204,7 @@ describe("lab workspace", () => {
 
       // And a program runs in the playground.
       await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Playground" }).click();
-      const language = page.getByLabel("Language");
-      await page.waitForFunction(() => {
-        const select = document.querySelector("#runtime");
-        return select instanceof HTMLSelectElement && !select.disabled && select.options.length > 0;
-      });
-      const python = await language.locator("option").evaluateAll((options) => options.map((o) => o.value).find((v) => v.startsWith("python")));
-      assert.ok(python, "the server offers Python");
-      await language.selectOption(python);
-      await page.getByLabel("Contents of main.py").fill("print(sum(range(10)))");
+      await pythonProgram(page, "print(sum(range(10)))");
       await page.getByRole("button", { name: "Run", exact: true }).click();
       const run = page.getByRole("region", { name: "Run", exact: true });
       await run.getByLabel("stdout").filter({ hasText: "45" }).waitFor(SLOW);

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openPage, screenshot, uniqueUsername } from "./support/browser.mjs";
+import { pythonProgram } from "./support/playground.mjs";
 import { serverAndBrowser } from "./support/suite.mjs";
 
 const suite = serverAndBrowser();
@@ -22,20 +23,6 @@ async function withSignedInPage(fn, options = {}) {
   } finally {
     await session.context.close();
   }
-}
-
-/** Waits for the runtimes, picks Python and puts `code` in the main file. */
-async function pythonProgram(page, code) {
-  const language = page.getByLabel("Language");
-  await page.waitForFunction(() => {
-    const select = document.querySelector("#runtime");
-    return select instanceof HTMLSelectElement && !select.disabled && select.options.length > 0;
-  });
-  const python = await language.locator("option").evaluateAll((options) => options.map((o) => o.value).find((v) => v.startsWith("python")));
-  assert.ok(python, "the server offers Python");
-  await language.selectOption(python);
-  await page.getByRole("tab", { name: /main\.py/ }).waitFor();
-  await page.getByLabel("Contents of main.py").fill(code);
 }
 
 const stage = (page, name) => page.getByRole("region", { name, exact: true });
