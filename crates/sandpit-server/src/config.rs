@@ -706,13 +706,16 @@ data_dir = "sandpit-data"
 # Address to listen on (port 0 picks a free port).
 bind = "127.0.0.1:8000"
 # The address users reach sandpit at; OAuth redirect URIs are built from it and cookies are
-# marked Secure when it starts with https://. Empty: http://<bind>.
+# marked Secure when it starts with https://; pages of its origin alone may change things or
+# open terminals with the sign-in cookie. Empty: http://<bind> (and localhost for a loopback
+# bind, every interface address for 0.0.0.0).
 public_url = ""
 # Largest accepted request body, in bytes.
 body_limit_bytes = 1048576
 # Take the client address from X-Forwarded-For (only when behind your own reverse proxy).
 trust_forwarded_for = false
-# Other sites allowed to call the API from a browser (CORS), e.g. ["https://app.example.com"].
+# Other sites allowed to call the API from a browser (CORS) and to act with the sign-in cookie,
+# e.g. ["https://app.example.com"].
 cors_allowed_origins = []
 # Seconds in-flight requests get to finish after SIGINT/SIGTERM.
 shutdown_grace_seconds = 10

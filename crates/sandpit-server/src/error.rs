@@ -41,6 +41,14 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A request with the session cookie that changes state or opens a WebSocket, from a page
+    /// of another origin (403; see `auth::origin`).
+    #[error(
+        "this page's origin may not act with your sign-in here; requests that change things \
+         must come from this server's own pages (server.public_url, \
+         server.cors_allowed_origins) or authenticate with Authorization: Bearer"
+    )]
+    ForeignOrigin,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -112,7 +120,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForeignOrigin => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
@@ -135,6 +143,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ForeignOrigin => "origin_not_allowed",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",

@@ -16,6 +16,7 @@ use sandpit_store::Store;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+use crate::auth::origin::TrustedOrigins;
 use crate::config::Config;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
@@ -169,6 +170,11 @@ impl App {
             runs,
             sessions,
             secure_cookies: public_url.starts_with("https://"),
+            origins: Arc::new(TrustedOrigins::new(
+                &config.server.public_url,
+                &config.server.cors_allowed_origins,
+                bound,
+            )),
             public_url: public_url.into(),
             cookie_key: cookie_key(&secret),
             limits: Arc::new(RateLimits::new(&config.rate_limit)),
@@ -217,6 +223,7 @@ impl App {
             addr = %addr,
             url = %self.state.public_url,
             store = self.state.store.backend(),
+            trusted_origins = ?self.state.origins.list(),
             "listening"
         );
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Base URL users reach us at, without a trailing slash.
     pub public_url: Arc<str>,
     pub secure_cookies: bool,
+    /// Origins whose pages may act with the session cookie.
+    pub origins: Arc<crate::auth::origin::TrustedOrigins>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
     /// Recently resolved credentials (see [`crate::auth::cache`]).

@@ -2,6 +2,7 @@
 //! per request by [`authenticate`] and read by the [`CurrentUser`] and [`RequireRole`] extractors.
 
 pub mod cache;
+pub mod origin;
 pub mod password;
 pub mod token;
 
@@ -32,12 +33,22 @@ pub struct Principal {
 #[derive(Debug, Clone, Default)]
 pub struct Authenticated(pub Option<Arc<Principal>>);
 
+/// Where a credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Bearer,
+    /// The browser attached it: see [`origin`] for what that allows.
+    Cookie,
+}
+
 /// The presented credential value, if any: a bearer token wins over the cookie.
-fn presented<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<&'a str> {
+fn presented<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<(&'a str, Source)> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| (token.trim(), Source::Bearer));
     }
     headers
         .get_all(header::COOKIE)
@@ -46,20 +57,29 @@ fn presented<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<&'a str> {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == cookie_name)
-        .map(|(_, value)| value)
+        .map(|(_, value)| (value, Source::Cookie))
 }
 
-/// Middleware: resolves the caller once per request. Never rejects by itself: routes that need
-/// a user say so with [`CurrentUser`], so public routes stay public even with a stale cookie.
+/// Middleware: resolves the caller once per request. Rejects only a cookie-carrying request
+/// that changes state or opens a WebSocket from a foreign page (403 `origin_not_allowed`, see
+/// [`origin`]); otherwise routes that need a user say so with [`CurrentUser`], so public routes
+/// stay public even with a stale cookie.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let principal =
-        match presented(req.headers(), &state.config.auth.cookie_name).and_then(token::parse) {
-            Some(hash) => match resolve(&state, &hash).await {
-                Ok(p) => p,
-                Err(e) => return axum::response::IntoResponse::into_response(e),
-            },
-            None => None,
-        };
+    let presented = presented(req.headers(), &state.config.auth.cookie_name);
+    if presented.is_some_and(|(_, source)| source == Source::Cookie)
+        && !state
+            .origins
+            .cookie_request_allowed(req.method(), req.headers())
+    {
+        return axum::response::IntoResponse::into_response(ApiError::ForeignOrigin);
+    }
+    let principal = match presented.and_then(|(value, _)| token::parse(value)) {
+        Some(hash) => match resolve(&state, &hash).await {
+            Ok(p) => p,
+            Err(e) => return axum::response::IntoResponse::into_response(e),
+        },
+        None => None,
+    };
     req.extensions_mut().insert(Authenticated(principal));
     next.run(req).await
 }
@@ -200,12 +220,18 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; sandpit_session=tok; b=2"),
         );
-        assert_eq!(presented(&h, "sandpit_session"), Some("tok"));
+        assert_eq!(
+            presented(&h, "sandpit_session"),
+            Some(("tok", Source::Cookie))
+        );
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer  bt "),
         );
-        assert_eq!(presented(&h, "sandpit_session"), Some("bt"));
+        assert_eq!(
+            presented(&h, "sandpit_session"),
+            Some(("bt", Source::Bearer))
+        );
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
         assert_eq!(presented(&h, "sandpit_session"), None);
         let mut h = HeaderMap::new();

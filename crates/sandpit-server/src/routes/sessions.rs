@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -42,38 +42,10 @@ pub struct TerminalQuery {
     pub share: Option<String>,
 }
 
-/// Whether a browser's `Origin` may open a terminal with its cookies: the page came from this
-/// server (its origin names the host the request was sent to, or `server.public_url`), or from
-/// one of `server.cors_allowed_origins`. No `Origin` (not a browser) passes: such clients
-/// authenticate with tokens, which a foreign page cannot send for them.
-fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin = origin.trim_end_matches('/');
-    let same_host = match (
-        origin.split_once("://"),
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
-    ) {
-        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
-        _ => false,
-    };
-    same_host
-        || origin == state.public_url.trim_end_matches('/')
-        || state
-            .config
-            .server
-            .cors_allowed_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/') == origin)
-}
-
 /// The session's terminal, a WebSocket (protocol: `docs/terminal-protocol.md`). One login
 /// shell per session, shared by every client; it outlives a dropped connection for
-/// `sessions.terminal.grace_secs`, and a reconnect gets the screen back.
+/// `sessions.terminal.grace_secs`, and a reconnect gets the screen back. With the session
+/// cookie, only this server's own pages may open it (`Origin`, see `docs/API.md`).
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/terminal", tag = "sessions",
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path), TerminalQuery),
@@ -81,7 +53,7 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade", body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope),
-        (status = 403, description = "`Origin` not allowed, or a wrong share token", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: a wrong share token", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "`session_ended`", body = ErrorEnvelope),
     ))]
@@ -90,17 +62,11 @@ async fn terminal(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<Uuid>,
     Query(query): Query<TerminalQuery>,
-    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = upgrade.map_err(|_| {
         ApiError::BadRequest("the terminal is a WebSocket: send an upgrade request".into())
     })?;
-    if !origin_allowed(&state, &headers) {
-        return Err(ApiError::Forbidden(
-            "this page's origin may not open terminals here",
-        ));
-    }
     let (session, read_only) = match &query.share {
         Some(token) => {
             if !state.sessions.check_share_token(id, token) {

@@ -16,6 +16,7 @@ mod journey;
 mod labs;
 mod openapi;
 mod ops;
+mod origin;
 mod rate_limits;
 mod runs;
 mod sessions;
