@@ -122,11 +122,12 @@ fn cli_main() -> anyhow::Result<()> {
         return Ok(());
     }
     let mut log = config.log.clone();
-    if matches!(command, Command::Lab(_)) {
-        // An author reads the report, not the server's info lines.
+    // A tool's output is its report or document on stdout; only the server logs there.
+    let tool = !matches!(command, Command::Serve | Command::Migrate);
+    if tool {
         log.level = "warn".into();
     }
-    sandpit_server::telemetry::init(&log);
+    sandpit_server::telemetry::init(&log, tool);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run(command, config))
 }
@@ -144,14 +145,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Create(args)) => create_user(config, args).await,
         Command::Openapi => {
-            let app = App::build(Config {
+            // A server of its own on a throwaway data directory: never the configured one,
+            // whose sessions a start-up would reconcile under a running server's feet.
+            let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
+            let mut config = Config {
                 server: sandpit_server::config::ServerConfig {
                     bind: "127.0.0.1:0".parse()?,
                     ..config.server.clone()
                 },
+                data_dir: scratch.path().to_owned(),
                 ..config
-            })
-            .await?;
+            };
+            config.database.url = None;
+            config.runs.warm_pool = 0;
+            let app = App::build(config).await?;
             let doc = sandpit_server::routes::openapi_document(app.state());
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
