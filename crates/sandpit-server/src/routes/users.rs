@@ -27,6 +27,7 @@ pub struct SetRole {
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     request_body = SetRole,
+    extensions(("x-sandpit-role" = json!("admin"))),
     responses(
         (status = 200, body = UserView),
         (status = 401, body = ErrorEnvelope),
