@@ -303,6 +303,33 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
+/// A JSON body that may be left out entirely (an empty or blank body is `T::default()`), for
+/// requests whose every field is optional. Like [`Json`], malformed JSON is 400 `invalid_json`
+/// and JSON of the wrong shape (an unknown field, a wrong type) 422 `validation_failed`.
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Body(body) = Body::from_request(req, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        serde_json::from_slice(&body).map(Self).map_err(|e| {
+            if e.is_data() {
+                ApiError::Validation {
+                    field: "body",
+                    message: e.to_string(),
+                }
+            } else {
+                ApiError::InvalidJson(format!("malformed JSON: {e}"))
+            }
+        })
+    }
+}
+
 /// `axum::extract::Path` with enveloped rejections.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]

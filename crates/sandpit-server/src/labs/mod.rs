@@ -107,15 +107,18 @@ impl Labs {
         Ok(self
             .catalog
             .iter()
-            .map(|lab| summary(lab, progress.get(&lab.slug).cloned()))
+            .map(|lab| LabSummary {
+                info: info(lab, progress.get(&lab.slug).cloned()),
+                steps: lab.steps.len(),
+            })
             .collect())
     }
 
     pub async fn view(&self, user_id: Uuid, slug: &str) -> Result<LabView, ApiError> {
         let lab = self.lab(slug)?.clone();
         let progress = self.progress_map(user_id).await?.remove(&lab.slug);
-        let summary = summary(&lab, progress);
-        let passed: HashSet<&str> = summary
+        let info = info(&lab, progress);
+        let passed: HashSet<&str> = info
             .progress
             .steps_passed
             .iter()
@@ -138,7 +141,7 @@ impl Labs {
             .await?
             .map(|s| self.sessions.view(&s));
         Ok(LabView {
-            summary,
+            info,
             ttl_minutes: lab.ttl_minutes,
             steps,
             active_session,
@@ -434,15 +437,14 @@ fn empty_progress(lab: &Lab) -> LabProgressView {
     }
 }
 
-fn summary(lab: &Lab, progress: Option<LabProgressView>) -> LabSummary {
-    LabSummary {
+fn info(lab: &Lab, progress: Option<LabProgressView>) -> LabInfo {
+    LabInfo {
         slug: lab.slug.clone(),
         title: lab.title.clone(),
         summary: lab.summary.clone(),
         difficulty: lab.difficulty.as_str(),
         tags: lab.tags.clone(),
         environment: lab.environment.clone(),
-        steps: lab.steps.len(),
         progress: progress.unwrap_or_else(|| empty_progress(lab)),
     }
 }

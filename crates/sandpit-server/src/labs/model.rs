@@ -25,9 +25,9 @@ pub struct LabProgressView {
     pub last_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// A lab in the catalog.
+/// What the catalog and a lab's own page both say of a lab.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct LabSummary {
+pub struct LabInfo {
     pub slug: String,
     pub title: String,
     pub summary: String,
@@ -36,9 +36,17 @@ pub struct LabSummary {
     pub difficulty: &'static str,
     pub tags: Vec<String>,
     pub environment: String,
-    pub steps: usize,
     /// The caller's progress.
     pub progress: LabProgressView,
+}
+
+/// A lab in the catalog.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LabSummary {
+    #[serde(flatten)]
+    pub info: LabInfo,
+    /// How many steps it has.
+    pub steps: usize,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -59,7 +67,7 @@ pub struct StepView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LabView {
     #[serde(flatten)]
-    pub summary: LabSummary,
+    pub info: LabInfo,
     pub ttl_minutes: Option<u64>,
     pub steps: Vec<StepView>,
     /// The caller's live session for this lab, if any.

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path, Query};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, OptionalJson, Path, Query};
 use sandpit_labs::judge::JudgeEvent;
 
 use crate::labs::LabStep;
@@ -37,7 +37,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = Uuid, Path)),
     request_body(content = JudgeRequest, description = "May be empty"),
     responses(
-        (status = 200, description = "The attempt (or, with `Accept: text/event-stream`, its progress as events)", body = AttemptView),
+        (status = 200, description = "The attempt; with `Accept: text/event-stream`, its progress as server-sent events (`started`, `check_started`, `check_finished`, then `attempt` or `error`)", content(
+            (AttemptView = "application/json"),
+            (String = "text/event-stream"),
+        )),
         (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "`session_ended`, `not_a_lab_session`, `judge_busy`", body = ErrorEnvelope),
@@ -49,9 +52,8 @@ async fn judge(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<JudgeRequest>,
 ) -> ApiResult<Response> {
-    let req: JudgeRequest = super::hints::optional_json(&body)?;
     let user = principal.user.id;
     let wants_events = headers
         .get(header::ACCEPT)

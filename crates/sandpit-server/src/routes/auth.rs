@@ -40,10 +40,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// 3–32 letters, digits, `_` or `-`, starting with a letter or digit; unique ignoring case.
-    #[schema(example = "ada")]
+    #[schema(example = "ada", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$")]
     pub username: String,
     /// 8–128 characters.
-    #[schema(value_type = String, format = Password, example = "correct horse battery")]
+    #[schema(value_type = String, format = Password, example = "correct horse battery",
+        min_length = 8, max_length = 128)]
     pub password: SecretString,
     #[schema(example = "ada@example.com")]
     pub email: Option<String>,

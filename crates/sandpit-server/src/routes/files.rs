@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use sandpit_sandbox::protocol::{EntryKind, Precondition, TreeEntry, UnpackLimits};
 
+use super::openapi::Binary;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult, Body, ErrorEnvelope, Json, Path, Query};
 use crate::sessions::files::{FilePath, etag, file_error, parse_etag};
@@ -100,6 +101,7 @@ async fn tree(
         (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "`session_ended`", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn list_files(
     State(state): State<AppState>,
@@ -114,13 +116,17 @@ async fn list_files(
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path), ("path" = String, Path, description = "Path in the workspace")),
     responses(
-        (status = 200, description = "The bytes (or a directory's tree)", content_type = "application/octet-stream"),
+        (status = 200, description = "The file's bytes, or a directory's tree as JSON", content(
+            (Binary = "application/octet-stream"),
+            (FileTree = "application/json"),
+        )),
         (status = 304, description = "Unchanged (`If-None-Match`)"),
         (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope),
         (status = 413, description = "Larger than `sessions.max_file_bytes`", body = ErrorEnvelope),
         (status = 422, description = "Invalid path, or a link on the way", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn read_file(
     State(state): State<AppState>,
@@ -186,7 +192,7 @@ pub struct Written {
 #[utoipa::path(put, path = "/api/v1/sessions/{id}/files/{*path}", tag = "sessions",
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path), ("path" = String, Path, description = "Path in the workspace")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = Binary, content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Replaced", body = Written),
         (status = 201, description = "Created", body = Written),
@@ -196,6 +202,7 @@ pub struct Written {
         (status = 412, description = "The precondition did not hold", body = ErrorEnvelope),
         (status = 413, description = "Over `sessions.max_file_bytes`, or the workspace is full", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn write_file(
     State(state): State<AppState>,
@@ -285,6 +292,7 @@ fn file_too_large(limit: u64) -> ApiError {
         (status = 404, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn delete_file(
     State(state): State<AppState>,
@@ -326,6 +334,7 @@ pub struct FileOp {
         (status = 409, description = "`already_exists`, `session_ended` …", body = ErrorEnvelope),
         (status = 413, description = "The workspace is full", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn file_op(
     State(state): State<AppState>,
@@ -382,6 +391,7 @@ pub struct Restored {
         (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "`workspace_not_empty`, `session_ended`", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn ensure_default(
     State(state): State<AppState>,
@@ -400,11 +410,12 @@ async fn ensure_default(
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The archive", content_type = "application/gzip"),
+        (status = 200, description = "The archive", body = Binary, content_type = "application/gzip"),
         (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope),
         (status = 413, description = "Over `sessions.max_archive_bytes`", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn download_archive(
     State(state): State<AppState>,
@@ -453,7 +464,7 @@ pub struct Uploaded {
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/archive", tag = "sessions",
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path)),
-    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    request_body(content = Binary, content_type = "application/gzip"),
     responses(
         (status = 200, body = Uploaded),
         (status = 401, body = ErrorEnvelope),
@@ -461,6 +472,7 @@ pub struct Uploaded {
         (status = 409, body = ErrorEnvelope),
         (status = 413, description = "Over a size or count limit", body = ErrorEnvelope),
         (status = 422, description = "An entry is refused, or the archive is damaged", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn upload_archive(
     State(state): State<AppState>,

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path};
+use crate::error::{ApiResult, ErrorEnvelope, Json, OptionalJson, Path};
 use crate::labs::model::{ExplainRequest, HintRequest, HintView};
 use crate::state::AppState;
 
@@ -37,9 +37,8 @@ async fn hint(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
     Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<HintRequest>,
 ) -> ApiResult<Json<HintView>> {
-    let req: HintRequest = optional_json(&body)?;
     Ok(Json(
         state
             .labs
@@ -68,14 +67,4 @@ async fn explain(
     Json(req): Json<ExplainRequest>,
 ) -> ApiResult<Json<HintView>> {
     Ok(Json(state.labs.explain(principal.user.id, id, req).await?))
-}
-
-/// A JSON body that may be empty (then the type's default).
-pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }

@@ -7,6 +7,7 @@ mod files;
 mod github;
 mod hints;
 mod labs;
+mod openapi;
 mod ops;
 mod runs;
 mod sessions;
@@ -30,55 +31,17 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
-use utoipa::openapi::OpenApi as OpenApiDoc;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorEnvelope, Json};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "sandpit API",
-        description = "Learn and run code in the browser. Every error answers \
-            `{\"error\": {\"code\", \"message\"}}`; authenticate with the session cookie or \
-            `Authorization: Bearer <token>`.",
-    ),
-    modifiers(&Security),
-    components(schemas(ErrorEnvelope)),
-    tags(
-        (name = "auth", description = "Accounts and sign-in"),
-        (name = "tokens", description = "Personal API tokens"),
-        (name = "users", description = "Account administration"),
-        (name = "sessions", description = "Sandboxes with a persistent workspace, terminal and files"),
-        (name = "operations", description = "Health, readiness, metrics and this document"),
-    )
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut OpenApiDoc) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sandpit_session"))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
 /// Every documented route with its handler, split into the router and the OpenAPI document.
-pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
+pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
     let limited = auth::limited_router()
         .merge(github::router())
         .route_layer(from_fn_with_state(state.clone(), crate::limits::limit_auth));
@@ -95,38 +58,13 @@ pub fn documented(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
         .merge(hints::router())
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(api)
         .merge(ops::router())
-        .routes(routes!(openapi_json))
-        .routes(routes!(api_docs))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::api_docs))
         .split_for_parts();
-    (router, openapi_path_params(doc))
-}
-
-/// axum names a catch-all parameter `{*path}`; OpenAPI knows only `{path}`.
-fn openapi_path_params(mut doc: OpenApiDoc) -> OpenApiDoc {
-    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
-        .into_iter()
-        .map(|(path, item)| (path.replace("{*", "{"), item))
-        .collect();
-    doc
-}
-
-/// The OpenAPI document of this API.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-async fn openapi_json(
-    axum::Extension(doc): axum::Extension<Arc<serde_json::Value>>,
-) -> Json<serde_json::Value> {
-    Json((*doc).clone())
-}
-
-/// Interactive API documentation (works offline).
-#[utoipa::path(get, path = "/api/docs", tag = "operations",
-    responses((status = 200, description = "HTML page", content_type = "text/html")))]
-async fn api_docs() -> Response {
-    web::api_docs().await
+    (router, openapi::finish(doc))
 }
 
 async fn api_not_found() -> ApiError {
@@ -197,7 +135,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let (documented, openapi) = documented(&state);
-    let openapi = Arc::new(serde_json::to_value(&openapi).unwrap_or_default());
+    let openapi = Arc::new(openapi);
     documented
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
@@ -241,5 +179,5 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI document as JSON (for `sandpit openapi` and the snapshot test).
 pub fn openapi_document(state: &AppState) -> serde_json::Value {
-    serde_json::to_value(documented(state).1).unwrap_or_default()
+    documented(state).1
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use sandpit_sandbox::{ProcessSpec, WorkspacePath};
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ApiResult, Body, ErrorEnvelope, Json, Path, Query};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, OptionalJson, Path, Query};
 use crate::runs::model::Stage;
 use crate::sessions::model::{CreateSession, ExecRequest, ExtendSession, SessionView};
 use crate::sessions::sandbox_error;
@@ -56,6 +56,7 @@ pub struct TerminalQuery {
         (status = 403, description = "`forbidden`: a wrong share token", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "`session_ended`", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: this host cannot start the session's sandbox", body = ErrorEnvelope),
     ))]
 async fn terminal(
     State(state): State<AppState>,
@@ -134,9 +135,8 @@ async fn share(
 async fn create_session(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
-    Body(body): Body,
+    OptionalJson(req): OptionalJson<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
-    let req: CreateSession = optional_json(&body)?;
     let view = state
         .sessions
         .create(principal.user.id, req.environment, req.ttl_seconds)
@@ -228,23 +228,13 @@ async fn extend_session(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
     Path(id): Path<Uuid>,
-    Body(body): Body,
+    OptionalJson(req): OptionalJson<ExtendSession>,
 ) -> ApiResult<Json<SessionView>> {
-    let req: ExtendSession = optional_json(&body)?;
     let view = state
         .sessions
         .extend(principal.user.id, id, req.ttl_seconds)
         .await?;
     Ok(Json(view))
-}
-
-/// A JSON body that may be left out entirely (then every field takes its default).
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::InvalidJson(format!("invalid JSON body: {e}")))
 }
 
 const MAX_EXEC_ARGS: usize = 256;

@@ -68,6 +68,7 @@ pub struct ExtendSession {
 pub struct ExecRequest {
     /// Program and arguments, executed as they are (never through a shell); `argv[0]` is an
     /// absolute path or found on the sandbox's `PATH`.
+    #[schema(min_items = 1, max_items = 256, example = json!(["python3", "main.py"]))]
     pub argv: Vec<String>,
     /// Text fed to standard input.
     pub stdin: Option<String>,

@@ -439,9 +439,18 @@ async fn judge_hint_and_lab_refusals() {
         .await
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert!(msg.contains("no-such-step"), "{msg}");
+    // A misspelt field is JSON of the wrong shape, as on every route; broken JSON is another.
     app.post(&path, Some(&token), json!({"stepp": "x"}))
         .await
-        .expect_error(StatusCode::BAD_REQUEST, "invalid_json");
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    app.send(
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(&token)
+            .body("{\"step\": "),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_json");
     app.get("/api/v1/attempts?limit=0", Some(&token))
         .await
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");

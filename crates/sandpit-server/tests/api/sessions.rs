@@ -246,7 +246,7 @@ async fn bad_session_requests_are_refused_clearly() {
     .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     app.post("/api/v1/sessions", Some(&alice), json!({"bogus": 1}))
         .await
-        .expect_error(StatusCode::BAD_REQUEST, "invalid_json");
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     app.get("/api/v1/sessions/not-a-uuid", Some(&alice))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "bad_request");
