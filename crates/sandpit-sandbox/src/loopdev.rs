@@ -1,15 +1,22 @@
 //! Persistent workspaces of the native backend: an ext4 image file per workspace, attached to a
 //! loop device that only the sandbox's agent mounts (inside its own mount namespace). The
 //! device is detached right after the mount, which the kernel defers until the last mount is
-//! gone, so a sandbox's death releases it with nothing left on the host.
+//! gone, so a sandbox's death releases it with nothing left on the host. A server killed
+//! between the attach and the detach leaves the device attached; the next server process
+//! detaches such devices at start-up ([`detach_stale`]), after waiting for attaches still in
+//! flight (an image is locked while its device is attached).
 //!
 //! The images are made and attached with `mkfs.ext4` and `losetup` (argv, never a shell): the
 //! loop ioctls are simple, but these tools are on every Linux host and handle the details
 //! (free-device races with `--find`, filesystem defaults) that a hand-written version would
 //! have to re-learn.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::SandboxError;
 
@@ -32,12 +39,24 @@ fn tool(name: &str) -> Result<PathBuf, SandboxError> {
         })
 }
 
-async fn run(program: &Path, args: &[&std::ffi::OsStr]) -> Result<String, SandboxError> {
+/// Runs a tool; `stdin` is a file it holds open (an image's lock) until it exits.
+async fn run(
+    program: &Path,
+    args: &[&std::ffi::OsStr],
+    stdin: Option<&File>,
+) -> Result<String, SandboxError> {
+    let stdin = match stdin {
+        Some(file) => Stdio::from(file.try_clone().map_err(|source| SandboxError::Io {
+            context: format!("passing a file to {}", program.display()),
+            source,
+        })?),
+        None => Stdio::null(),
+    };
     let out = tokio::process::Command::new(program)
         .args(args)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .output()
         .await
         .map_err(|source| SandboxError::Io {
@@ -186,16 +205,129 @@ async fn format(image: &Path, bytes: u64, max_files: u64) -> Result<(), SandboxE
             "lazy_itable_init=1,lazy_journal_init=1".as_ref(),
             fresh.as_os_str(),
         ],
+        None,
     )
     .await?;
     std::fs::rename(&fresh, image).map_err(|e| io("naming", e))?;
     Ok(())
 }
 
+/// How long to wait for another process's hold on an image (an attach in flight).
+const IMAGE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes the exclusive advisory lock of a workspace image, held from before its loop device is
+/// attached until the device is handed to the kernel's autoclear. `losetup` gets the locked
+/// file as its stdin, so the lock outlives a server killed while `losetup` still runs, and a
+/// new server's [`detach_stale`] waits for that attach before it looks.
+async fn lock_image(image: &Path) -> Result<Flock<File>, SandboxError> {
+    let io = |context: &str, source| SandboxError::Io {
+        context: format!("{context} {}", image.display()),
+        source,
+    };
+    let deadline = std::time::Instant::now() + IMAGE_LOCK_WAIT;
+    let mut file = File::open(image).map_err(|e| io("opening", e))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                file = back;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err((_, errno)) => return Err(io("locking", errno.into())),
+        }
+    }
+}
+
+/// Detaches the loop devices whose backing files lie in `dir`, for a new server process before
+/// any of its sandboxes uses a workspace there. A process killed between [`LoopDevice::attach`]
+/// and [`LoopDevice::detach`] (or its `losetup`, which finishes without it) leaves a device
+/// attached with nothing to free it: still there after the session ends and its image is
+/// deleted. A device that a dying sandbox still has mounted is only marked to go with that
+/// mount. Returns how many were detached.
+pub async fn detach_stale(dir: &Path) -> usize {
+    // The kernel names the backing file by its real path.
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return 0;
+    };
+    // Attaches still in flight hold their image's lock: wait for them, so that what they
+    // attach is there to be seen.
+    let mut locks = Vec::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let image = entry.path().join(IMAGE_NAME);
+        if image.is_file() {
+            match lock_image(&image).await {
+                Ok(lock) => locks.push(lock),
+                Err(e) => tracing::warn!(error = %e, "waiting for a workspace image"),
+            }
+        }
+    }
+    let attached = attached_devices(Path::new("/sys/block"));
+    let mut detached = 0;
+    for (name, backing) in stale(&attached, &dir) {
+        let device = Path::new("/dev").join(&name);
+        match run_losetup_detach(&device, None).await {
+            Ok(()) => {
+                detached += 1;
+                tracing::warn!(device = %device.display(), backing_file = backing, "detached a loop device left by a previous process");
+            }
+            // Freed meanwhile by the kernel (its last mount went): nothing left to do.
+            Err(_) if !still_backs(&name, backing) => {}
+            Err(e) => {
+                tracing::warn!(device = %device.display(), error = %e, "detaching a stale loop device")
+            }
+        }
+    }
+    detached
+}
+
+/// `(device name, backing file)` of every attached loop device listed in `sys_block`.
+fn attached_devices(sys_block: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(sys_block) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            if !name.starts_with("loop") {
+                return None;
+            }
+            let backing = std::fs::read_to_string(entry.path().join("loop/backing_file")).ok()?;
+            Some((name, backing.trim_end_matches('\n').to_owned()))
+        })
+        .collect()
+}
+
+/// The devices of `attached` whose backing file is inside `dir` (deleted ones too: the kernel
+/// appends " (deleted)" to their path).
+fn stale<'a>(attached: &'a [(String, String)], dir: &Path) -> Vec<(String, &'a str)> {
+    attached
+        .iter()
+        .filter(|(_, backing)| Path::new(backing).starts_with(dir) && Path::new(backing) != dir)
+        .map(|(name, backing)| (name.clone(), backing.as_str()))
+        .collect()
+}
+
+fn still_backs(name: &str, backing: &str) -> bool {
+    attached_devices(Path::new("/sys/block"))
+        .iter()
+        .any(|(n, b)| n == name && b == backing)
+}
+
+/// `losetup -d`, with the image's lock as stdin when there is one.
+async fn run_losetup_detach(device: &Path, lock: Option<&File>) -> Result<(), SandboxError> {
+    let losetup = tool("losetup")?;
+    run(&losetup, &["-d".as_ref(), device.as_os_str()], lock)
+        .await
+        .map(drop)
+}
+
 /// A loop device attached to an image.
 #[derive(Debug)]
 pub struct LoopDevice {
     pub path: PathBuf,
+    /// The image's lock (see [`lock_image`]), released once the device is detached.
+    lock: Flock<File>,
 }
 
 impl LoopDevice {
@@ -206,6 +338,7 @@ impl LoopDevice {
             ));
         }
         let losetup = tool("losetup")?;
+        let lock = lock_image(image).await?;
         let path = run(
             &losetup,
             &[
@@ -214,24 +347,59 @@ impl LoopDevice {
                 "--nooverlap".as_ref(),
                 image.as_os_str(),
             ],
+            Some(&lock),
         )
         .await?;
         Ok(Self {
             path: PathBuf::from(path),
+            lock,
         })
     }
 
     /// Detaches the device; while a sandbox still has it mounted the kernel only marks it to
     /// go when that mount goes.
     pub async fn detach(self) {
-        let result = match tool("losetup") {
-            Ok(losetup) => run(&losetup, &["-d".as_ref(), self.path.as_os_str()])
-                .await
-                .map(drop),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if let Err(e) = run_losetup_detach(&self.path, Some(&self.lock)).await {
             tracing::warn!(device = %self.path.display(), error = %e, "detaching a loop device");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_devices_are_those_backed_inside_the_directory() {
+        let attached: Vec<(String, String)> = [
+            ("loop0", "/data/workspaces/a/workspace.img"),
+            ("loop1", "/data/workspaces/b/workspace.img (deleted)"),
+            ("loop2", "/data/workspaces-old/c/workspace.img"),
+            ("loop3", "/other/workspace.img"),
+            ("loop4", "/data/workspaces"),
+        ]
+        .iter()
+        .map(|(n, b)| ((*n).to_owned(), (*b).to_owned()))
+        .collect();
+        let names: Vec<String> = stale(&attached, Path::new("/data/workspaces"))
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["loop0", "loop1"]);
+    }
+
+    #[test]
+    fn attached_devices_are_read_from_sysfs() {
+        let sys = tempfile::TempDir::new().unwrap();
+        for (name, backing) in [("loop0", Some("/x/img\n")), ("loop1", None), ("sda", None)] {
+            std::fs::create_dir_all(sys.path().join(name).join("loop")).unwrap();
+            if let Some(b) = backing {
+                std::fs::write(sys.path().join(name).join("loop/backing_file"), b).unwrap();
+            }
+        }
+        assert_eq!(
+            attached_devices(sys.path()),
+            [("loop0".to_owned(), "/x/img".to_owned())]
+        );
     }
 }

@@ -919,6 +919,46 @@ fn loop_devices_of(image: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A server killed between attaching a workspace's loop device and detaching it leaves the
+/// device attached with nothing to free it; the next server process detaches it at start-up.
+#[tokio::test]
+async fn loop_devices_left_by_a_killed_process_are_detached() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspaces = dir.path().join("workspaces");
+    let attach = |image: &Path| {
+        std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+        std::fs::File::create(image)
+            .unwrap()
+            .set_len(4 * MIB)
+            .unwrap();
+        let out = Command::new("/usr/sbin/losetup")
+            .args(["--find", "--show"])
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let left = workspaces
+        .join("a")
+        .join(sandpit_sandbox::loopdev::IMAGE_NAME);
+    attach(&left);
+    let elsewhere = dir.path().join("other.img");
+    let other = attach(&elsewhere);
+
+    assert_eq!(sandpit_sandbox::loopdev::detach_stale(&workspaces).await, 1);
+    assert!(loop_devices_of(&left).is_empty());
+    assert!(
+        !loop_devices_of(&elsewhere).is_empty(),
+        "not in the directory"
+    );
+    let out = Command::new("/usr/sbin/losetup")
+        .args(["-d", &other])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
 fn host_mounts_mentioning(needle: &str) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()

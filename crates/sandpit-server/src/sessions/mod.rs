@@ -541,8 +541,11 @@ impl Sessions {
     /// At start-up: live sessions keep their workspaces (their sandboxes start on demand) unless
     /// the workspace is gone, in which case they end; workspace directories no live session
     /// owns are deleted. (Sandboxes of a previous process died with it; their cgroups are
-    /// reaped by the backend.)
+    /// reaped by the backend.) Loop devices still attached to workspace images were left by a
+    /// process killed while starting a sandbox: no sandbox of this one uses them yet, so they
+    /// are detached.
     pub async fn reconcile(&self) -> Result<(), StoreError> {
+        sandpit_sandbox::loopdev::detach_stale(&self.workspaces).await;
         let live = self.store.live_sessions().await?;
         let mut keep = std::collections::HashSet::new();
         for session in live {
