@@ -39,7 +39,10 @@ pub struct Metrics {
     pub sessions_running: Gauge,
     pub sessions_reaped: Gauge,
     pub terminals_attached: Gauge,
-    pub session_memory: Family<SessionLabels, Gauge>,
+    /// Memory of all running sessions' sandboxes, and of the largest: never per session, since
+    /// `/metrics` is public and session ids must not leak (they name learners' workspaces).
+    pub sessions_memory: Gauge,
+    pub session_memory_max: Gauge,
     pub llm_completions: Family<LlmLabels, Counter>,
 }
 
@@ -49,11 +52,6 @@ pub struct LlmLabels {
     pub provider: String,
     /// `ok`, `timeout`, `status`, `protocol` or `transport`.
     pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SessionLabels {
-    pub session: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -111,11 +109,17 @@ impl Metrics {
             "WebSocket clients attached to session terminals",
             terminals_attached.clone(),
         );
-        let session_memory = Family::<SessionLabels, Gauge>::default();
+        let sessions_memory = Gauge::default();
         registry.register(
-            "session_memory_bytes",
-            "Memory used by each running session's sandbox",
-            session_memory.clone(),
+            "sessions_memory_bytes",
+            "Memory used by the sandboxes of all running sessions",
+            sessions_memory.clone(),
+        );
+        let session_memory_max = Gauge::default();
+        registry.register(
+            "session_memory_max_bytes",
+            "Memory used by the largest running session's sandbox",
+            session_memory_max.clone(),
         );
         let llm_completions = Family::<LlmLabels, Counter>::default();
         registry.register(
@@ -137,7 +141,8 @@ impl Metrics {
             sessions_running,
             sessions_reaped,
             terminals_attached,
-            session_memory,
+            sessions_memory,
+            session_memory_max,
             llm_completions,
         }
     }

@@ -153,14 +153,10 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> 
     m.sessions_running.set(counts.running as i64);
     m.sessions_reaped.set(counts.reaped as i64);
     m.terminals_attached.set(counts.terminals_attached as i64);
-    m.session_memory.clear();
-    for (id, bytes) in state.sessions.memory().await {
-        m.session_memory
-            .get_or_create(&crate::metrics::SessionLabels {
-                session: id.to_string(),
-            })
-            .set(bytes as i64);
-    }
+    let memory = state.sessions.memory().await;
+    m.sessions_memory.set(memory.iter().sum::<u64>() as i64);
+    m.session_memory_max
+        .set(memory.iter().copied().max().unwrap_or(0) as i64);
     let body = state.metrics.encode().map_err(ApiError::internal)?;
     Ok((
         [(

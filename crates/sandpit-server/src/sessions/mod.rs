@@ -590,15 +590,11 @@ impl Sessions {
         }
     }
 
-    /// Memory of every running session's sandbox, for `/metrics`.
-    pub async fn memory(&self) -> Vec<(Uuid, u64)> {
-        let live: Vec<_> = self
-            .live_map()
-            .iter()
-            .map(|(id, l)| (*id, l.clone()))
-            .collect();
+    /// Memory of each running session's sandbox, for `/metrics` (which shows no session ids).
+    pub async fn memory(&self) -> Vec<u64> {
+        let live: Vec<_> = self.live_map().values().cloned().collect();
         let mut out = Vec::new();
-        for (id, live) in live {
+        for live in live {
             // A session whose sandbox is starting is skipped rather than waited for.
             let sandbox = match live.sandbox.try_lock() {
                 Ok(slot) => slot.clone(),
@@ -607,7 +603,7 @@ impl Sessions {
             if let Some(sandbox) = sandbox
                 && let Ok(usage) = sandbox.usage().await
             {
-                out.push((id, usage.memory_bytes));
+                out.push(usage.memory_bytes);
             }
         }
         out
