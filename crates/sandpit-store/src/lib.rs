@@ -5,6 +5,9 @@
 //! migrations (`migrations/sqlite`, `migrations/postgres`) and pass one shared test suite
 //! (`tests/store.rs`).
 //!
+//! The job queue's part ([`JobStore`], a supertrait of [`Store`]) is SQL written once for both
+//! engines; see [`jobs`].
+//!
 //! Conventions every table follows (later tables — sessions, attempts, jobs, apps — too):
 //! - ids are UUIDv7 (time-ordered, so indexes stay append-mostly), `uuid` in PostgreSQL and
 //!   hyphenated `TEXT` in SQLite;
@@ -15,6 +18,9 @@
 //! - secrets (token values) are never stored, only their SHA-256.
 
 mod error;
+// First: its macros are used by the engines' modules.
+#[macro_use]
+pub mod jobs;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -24,6 +30,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use jobs::{
+    CancelOutcome, JOBS_LIMIT_MAX, Job, JobError, JobEvent, JobEventKind, JobFilter, JobOutcome,
+    JobState, JobStore, Lease, NewJob,
+};
 pub use model::*;
 
 /// Result alias for store operations.
@@ -32,7 +42,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Everything sandpit persists. Implementations must be cheap to clone behind an `Arc`
 /// and safe to share between tasks.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: JobStore + Send + Sync + 'static {
     /// Which engine this is, for logs and the readiness report (`"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
 

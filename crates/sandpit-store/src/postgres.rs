@@ -688,6 +688,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     // (id, user_id) is unique because id is; either index may see a taken id.
                     Some("sessions_pkey" | "sessions_id_user_id_key") => Some("sessions.id"),
                     Some("attempts_pkey") => Some("attempts.id"),
+                    Some("jobs_pkey") => Some("jobs.id"),
                     _ => None,
                 };
                 if let Some(constraint) = constraint {
@@ -810,3 +811,86 @@ fn attempt_at(row: &PgRow) -> Result<Attempt> {
         submitted_at: get(row, 9)?,
     })
 }
+
+// --- jobs: the shared SQL of `crate::jobs`, and PostgreSQL's lease ---
+
+fn id_arg(id: Uuid) -> Uuid {
+    id
+}
+
+fn opt_id_arg(id: Option<Uuid>) -> Option<Uuid> {
+    id
+}
+
+fn ts_arg(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+fn opt_ts_arg(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    t
+}
+
+impl crate::jobs::Columns for PgRow {
+    fn uuid(&self, i: usize, _: &'static str) -> Result<Uuid> {
+        get(self, i)
+    }
+    fn opt_uuid(&self, i: usize, _: &'static str) -> Result<Option<Uuid>> {
+        get(self, i)
+    }
+    fn time(&self, i: usize, _: &'static str) -> Result<DateTime<Utc>> {
+        get(self, i)
+    }
+    fn opt_time(&self, i: usize, _: &'static str) -> Result<Option<DateTime<Utc>>> {
+        get(self, i)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        get(self, i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        get(self, i)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        get(self, i)
+    }
+    fn boolean(&self, i: usize) -> Result<bool> {
+        get(self, i)
+    }
+    fn json(&self, i: usize) -> Result<serde_json::Value> {
+        let Json(v) = get(self, i)?;
+        Ok(v)
+    }
+    fn opt_json(&self, i: usize) -> Result<Option<serde_json::Value>> {
+        let v: Option<Json<serde_json::Value>> = get(self, i)?;
+        Ok(v.map(|Json(v)| v))
+    }
+}
+
+/// `FOR UPDATE SKIP LOCKED`: concurrent leases (other workers, other server processes) each
+/// lock the rows they pick and pass over the ones another has locked, so no job is taken twice
+/// and no one waits.
+async fn lease_statement(
+    conn: &mut sqlx::PgConnection,
+    lease: crate::jobs::Lease<'_>,
+) -> Result<Vec<crate::Job>> {
+    let rows = sqlx::query(concat!(
+        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+         attempts = attempts + 1, started_at = COALESCE(started_at, $3), updated_at = $3, \
+         last_event = last_event + 1 \
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $3 \
+             AND kind = ANY($4) \
+             ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         RETURNING ",
+        job_cols!()
+    ))
+    .bind(lease.owner)
+    .bind(micros(lease.until))
+    .bind(micros(lease.now))
+    .bind(lease.kinds)
+    .bind(i64::from(lease.limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(crate::jobs::job_at).collect()
+}
+
+job_store_impl!(PgStore, sqlx::Postgres, lease_statement);

@@ -710,6 +710,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     ("credentials.id", "credentials.id"),
                     ("sessions.id", "sessions.id"),
                     ("attempts.id", "attempts.id"),
+                    ("jobs.id", "jobs.id"),
                 ]
                 .into_iter()
                 .find(|(column, _)| columns.contains(column));
@@ -884,3 +885,88 @@ mod tests {
         assert_eq!(parse_ts(&ts(later), "t").unwrap(), later);
     }
 }
+
+// --- jobs: the shared SQL of `crate::jobs`, and SQLite's lease ---
+
+fn id_arg(id: Uuid) -> uuid::fmt::Hyphenated {
+    id.hyphenated()
+}
+
+fn opt_id_arg(id: Option<Uuid>) -> Option<uuid::fmt::Hyphenated> {
+    id.map(Uuid::hyphenated)
+}
+
+fn ts_arg(t: DateTime<Utc>) -> String {
+    ts(t)
+}
+
+fn opt_ts_arg(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+impl crate::jobs::Columns for SqliteRow {
+    fn uuid(&self, i: usize, column: &'static str) -> Result<Uuid> {
+        get_uuid(self, i, column)
+    }
+    fn opt_uuid(&self, i: usize, column: &'static str) -> Result<Option<Uuid>> {
+        get_opt_str(self, i)?
+            .map(|s| Uuid::parse_str(s).map_err(|e| corrupt(column, e)))
+            .transpose()
+    }
+    fn time(&self, i: usize, column: &'static str) -> Result<DateTime<Utc>> {
+        get_ts(self, i, column)
+    }
+    fn opt_time(&self, i: usize, column: &'static str) -> Result<Option<DateTime<Utc>>> {
+        get_opt_ts(self, i, column)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        get_str(self, i).map(str::to_owned)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        get_opt_str(self, i).map(|s| s.map(str::to_owned))
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.try_get(i).map_err(StoreError::Database)
+    }
+    fn boolean(&self, i: usize) -> Result<bool> {
+        self.try_get(i).map_err(StoreError::Database)
+    }
+    fn json(&self, i: usize) -> Result<serde_json::Value> {
+        let Json(v) = self.try_get(i).map_err(StoreError::Database)?;
+        Ok(v)
+    }
+    fn opt_json(&self, i: usize) -> Result<Option<serde_json::Value>> {
+        let v: Option<Json<serde_json::Value>> = self.try_get(i).map_err(StoreError::Database)?;
+        Ok(v.map(|Json(v)| v))
+    }
+}
+
+/// One statement: SQLite runs one writer at a time, and a write statement holds the lock from
+/// its first read, so the rows it picks are taken by no one else.
+async fn lease_statement(
+    conn: &mut sqlx::SqliteConnection,
+    lease: crate::jobs::Lease<'_>,
+) -> Result<Vec<crate::Job>> {
+    let kinds = serde_json::to_string(lease.kinds).unwrap_or_else(|_| "[]".into());
+    let rows = sqlx::query(concat!(
+        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+         attempts = attempts + 1, started_at = COALESCE(started_at, $3), updated_at = $3, \
+         last_event = last_event + 1 \
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $3 \
+             AND kind IN (SELECT value FROM json_each($4)) \
+             ORDER BY priority DESC, run_at, id LIMIT $5) \
+         RETURNING ",
+        job_cols!()
+    ))
+    .bind(lease.owner)
+    .bind(ts(micros(lease.until)))
+    .bind(ts(micros(lease.now)))
+    .bind(kinds)
+    .bind(i64::from(lease.limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(crate::jobs::job_at).collect()
+}
+
+job_store_impl!(SqliteStore, sqlx::Sqlite, lease_statement);

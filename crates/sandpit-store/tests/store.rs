@@ -1,15 +1,18 @@
 //! The one suite every [`Store`] implementation must pass.
 //!
-//! Each `async fn` below takes a freshly migrated store; [`store_tests!`] turns every one into
+//! Each `async fn` below takes a freshly migrated store; [`engine_tests!`] turns every one into
 //! a test in `mod sqlite` (a new database file in a temporary directory) and in `mod postgres`
 //! (a new database from `sandpit_testkit::postgres_url`). Add a test by writing the function
-//! and adding its name to the macro call at the bottom.
+//! and adding its name to the macro call at the bottom. (The job queue's suite is jobs.rs.)
 
 // clippy's allow-unwrap-in-tests covers `#[test]` functions, not the suite's helpers.
 #![expect(
     clippy::unwrap_used,
     reason = "in a test, a failed unwrap is a failed test"
 )]
+
+#[macro_use]
+mod common;
 
 use std::sync::Arc;
 
@@ -1594,42 +1597,7 @@ async fn attempt_counts_per_lab(store: Arc<dyn Store>) {
     );
 }
 
-/// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per suite
-/// function, on a fresh migrated database.
-macro_rules! store_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = super::open(&sandpit_testkit::sqlite_url(dir.path()), "sqlite").await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let url = sandpit_testkit::postgres_url().await;
-                    let store = super::open(&url, "postgres").await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-    };
-}
-
-async fn open(url: &str, backend: &str) -> Arc<dyn Store> {
-    let store = sandpit_store::connect(url, 4).await.unwrap();
-    assert_eq!(store.backend(), backend);
-    store.migrate().await.unwrap();
-    store
-}
-
-store_tests!(
+engine_tests!(
     migrate_is_idempotent,
     ping_answers,
     create_and_get_user,
@@ -1671,7 +1639,7 @@ store_tests!(
 
 #[tokio::test]
 async fn in_memory_sqlite_keeps_its_data_across_calls() {
-    let store = open("sqlite::memory:", "sqlite").await;
+    let store = common::open("sqlite::memory:", "sqlite").await;
     let alice = user(&*store, "alice").await;
     // Concurrent calls: if the pool opened a second connection, it would see another,
     // empty (and unmigrated) database.
