@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -40,6 +41,7 @@ pub struct Config {
     pub runs: RunsConfig,
     pub sessions: SessionsConfig,
     pub labs: LabsConfig,
+    pub jobs: JobsConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -61,6 +63,56 @@ impl Default for LabsConfig {
             dirs: Vec::new(),
             hints_per_minute: 5,
         }
+    }
+}
+
+/// The durable job queue's workers (asynchronous runs, and later deploys and agent jobs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// A worker holds a job by a lease it renews every third of this; a job whose server died
+    /// runs again about this long after.
+    pub lease_seconds: u64,
+    /// How often workers look for jobs enqueued by other server processes (their own are
+    /// taken at once).
+    pub poll_ms: u64,
+    /// One attempt's time limit, per job kind unless `kind_timeout_seconds` names it.
+    pub timeout_seconds: u64,
+    pub kind_timeout_seconds: std::collections::BTreeMap<String, u64>,
+    /// Attempts before a job that keeps failing (retryably) fails.
+    pub max_attempts: u32,
+    /// Retries wait `backoff_base_ms · 2^(attempt-1)` (at most `backoff_max_seconds`), half
+    /// of it random.
+    pub backoff_base_ms: u64,
+    pub backoff_max_seconds: u64,
+    /// Finished jobs (and asynchronous runs' results) are kept this long.
+    pub keep_finished_days: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 30,
+            poll_ms: 500,
+            timeout_seconds: 300,
+            kind_timeout_seconds: std::collections::BTreeMap::new(),
+            max_attempts: 3,
+            backoff_base_ms: 1000,
+            backoff_max_seconds: 300,
+            keep_finished_days: 7,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The time limit of one attempt of `kind`.
+    pub fn timeout(&self, kind: &str) -> Duration {
+        Duration::from_secs(
+            self.kind_timeout_seconds
+                .get(kind)
+                .copied()
+                .unwrap_or(self.timeout_seconds),
+        )
     }
 }
 
@@ -162,9 +214,6 @@ pub struct RunsConfig {
     pub max_tests: usize,
     /// Largest run request (files and stdin together), in bytes.
     pub max_request_bytes: usize,
-    /// Finished asynchronous runs kept for polling: how many, and for how many minutes.
-    pub keep_results: usize,
-    pub keep_results_minutes: u64,
     /// Languages. Empty: the built-in list (bash, python3, node, c, cpp, java, rust, go), each
     /// offered when installed. See `RuntimeConfig` in the docs for the fields.
     pub runtimes: Vec<crate::runs::runtimes::RuntimeConfig>,
@@ -292,6 +341,7 @@ impl Default for Config {
             runs: RunsConfig::default(),
             sessions: SessionsConfig::default(),
             labs: LabsConfig::default(),
+            jobs: JobsConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -342,8 +392,6 @@ impl Default for RunsConfig {
             max_files: 32,
             max_tests: 64,
             max_request_bytes: 4 << 20,
-            keep_results: 1000,
-            keep_results_minutes: 30,
             runtimes: Vec::new(),
         }
     }
@@ -632,6 +680,22 @@ impl Config {
                 "must be a path on this site, such as /",
             ));
         }
+        let jobs = &self.jobs;
+        if jobs.lease_seconds < 3 {
+            return Err(invalid("jobs.lease_seconds", "must be at least 3"));
+        }
+        if !(10..=60_000).contains(&jobs.poll_ms) {
+            return Err(invalid("jobs.poll_ms", "must be between 10 and 60000"));
+        }
+        if jobs.timeout_seconds == 0 || jobs.kind_timeout_seconds.values().any(|t| *t == 0) {
+            return Err(invalid("jobs.timeout_seconds", "timeouts must be above 0"));
+        }
+        if jobs.max_attempts == 0 {
+            return Err(invalid("jobs.max_attempts", "must be at least 1"));
+        }
+        if jobs.backoff_base_ms == 0 || jobs.backoff_max_seconds == 0 {
+            return Err(invalid("jobs.backoff_base_ms", "backoff must be above 0"));
+        }
         self.llm.validate()?;
         Ok(())
     }
@@ -790,9 +854,6 @@ max_files = 32
 max_tests = 64
 # Largest run request (files and stdin together), in bytes.
 max_request_bytes = 4194304
-# Finished asynchronous runs kept for polling: how many, for how many minutes.
-keep_results = 1000
-keep_results_minutes = 30
 # Languages. Empty: the built-in list (bash, python3, node, c, cpp, java, rust, go), each offered
 # when installed. An entry looks like:
 # [[runs.runtimes]]
@@ -836,6 +897,23 @@ file_size_bytes = 67108864
 dirs = []
 # Hint and explain requests per session per minute (beyond: 429 with Retry-After).
 hints_per_minute = 5
+
+[jobs]
+# Workers hold a job by a lease they renew every third of this; a job whose server died runs
+# again about this long after.
+lease_seconds = 30
+# How often workers look for jobs enqueued by other server processes (their own: at once).
+poll_ms = 500
+# One attempt's time limit; kind_timeout_seconds sets it per job kind, e.g. { run = 120 }.
+timeout_seconds = 300
+kind_timeout_seconds = {}
+# Attempts before a job that keeps failing fails; retries back off exponentially from
+# backoff_base_ms up to backoff_max_seconds, with jitter.
+max_attempts = 3
+backoff_base_ms = 1000
+backoff_max_seconds = 300
+# Finished jobs (and asynchronous runs' results) are kept this long.
+keep_finished_days = 7
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

@@ -163,7 +163,9 @@ impl App {
             config.labs.hints_per_minute,
             Duration::from_secs(config.sessions.max_ttl_seconds),
         ));
+        let queue = sandpit_jobs::Queue::new(store.clone());
         let state = AppState {
+            queue,
             llm,
             labs,
             sandboxes,
@@ -228,6 +230,7 @@ impl App {
         );
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let reaper = tokio::spawn(self.state.sessions.clone().reap_forever());
+        let workers = crate::jobs::start_workers(&self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         // Small writes go out at once: a terminal's keystroke echo is a few bytes, and Nagle's
         // algorithm with the peer's delayed ACK would hold each for ~40 ms.
@@ -262,6 +265,9 @@ impl App {
         };
         housekeeping.abort();
         reaper.abort();
+        // Jobs still running after the grace period are stopped; their leases expire and they
+        // run again (here after a restart, or on another server).
+        workers.stop(grace).await;
         self.state.sessions.shutdown().await;
         self.state.runs.shutdown().await;
         self.state.store.close().await;
@@ -270,7 +276,8 @@ impl App {
     }
 }
 
-/// Periodic upkeep: forget idle rate-limit buckets, delete long-dead credentials.
+/// Periodic upkeep: forget idle rate-limit buckets, delete long-dead credentials and long
+/// finished jobs.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut minutes = 0u64;
@@ -284,6 +291,13 @@ async fn housekeeping(state: AppState) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(count = n, "purged dead credentials"),
                 Err(e) => tracing::warn!(error = %e, "could not purge credentials"),
+            }
+            let days = i64::try_from(state.config.jobs.keep_finished_days).unwrap_or(i64::MAX);
+            let finished_before = chrono::Utc::now() - chrono::Duration::days(days);
+            match state.store.purge_jobs(finished_before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "purged finished jobs"),
+                Err(e) => tracing::warn!(error = %e, "could not purge finished jobs"),
             }
         }
         minutes += 1;

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The sandbox backend (or why there is none).
     pub sandboxes: Arc<Sandboxes>,
     pub runs: Arc<Runs>,
+    /// The durable job queue (its workers run from `App::run_until`).
+    pub queue: sandpit_jobs::Queue,
     pub sessions: Arc<Sessions>,
     /// Language models routed per task (or none: authored hints only).
     pub llm: Arc<crate::llm::Llm>,

@@ -286,6 +286,8 @@ pub trait JobStore: Send + Sync {
     async fn reclaim_expired_jobs(&self, now: DateTime<Utc>) -> Result<u64>;
     /// A job's events after `after` (a seq), oldest first, at most `limit`.
     async fn job_events(&self, id: Uuid, after: u64, limit: u32) -> Result<Vec<JobEvent>>;
+    /// Deletes jobs (and their events) that finished before `before`. Returns how many.
+    async fn purge_jobs(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// The error recorded on a job whose worker stopped renewing its lease.
@@ -830,6 +832,15 @@ macro_rules! job_store_impl {
                 .await
                 .map_err(map_err)?;
                 rows.iter().map($crate::jobs::event_at).collect()
+            }
+
+            async fn purge_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> $crate::Result<u64> {
+                let done = sqlx::query("DELETE FROM jobs WHERE finished_at < $1")
+                    .bind(ts_arg(micros(before)))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
             }
         }
     };

@@ -541,6 +541,20 @@ async fn jobs_of_lists_a_users_jobs_newest_first(store: Arc<dyn Store>) {
     };
     assert_eq!(ids(store.jobs_of(alice, &one).await.unwrap()), [made[2]]);
     assert!(store.jobs_of(bob, &by_project).await.unwrap().is_empty());
+
+    // Finished jobs go after their time, with their events; live ones stay.
+    assert_eq!(store.purge_jobs(now() - secs(60)).await.unwrap(), 0);
+    assert_eq!(store.purge_jobs(now() + secs(60)).await.unwrap(), 1);
+    assert_eq!(store.job(made[0]).await.unwrap(), None);
+    assert!(store.job_events(made[0], 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .jobs_of(alice, &JobFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 engine_tests!(

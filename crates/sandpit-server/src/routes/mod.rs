@@ -56,6 +56,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(labs::router())
         .merge(attempts::router())
         .merge(hints::router())
+        .merge(crate::jobs::routes::router())
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -38,6 +38,7 @@ use crate::error::{ErrorEnvelope, Json};
         (name = "runs", description = "Stateless code execution"),
         (name = "sessions", description = "Sandboxes with a persistent workspace, terminal and files"),
         (name = "labs", description = "Labs, the judge, attempts, progress and hints"),
+        (name = "jobs", description = "Durable background work (asynchronous runs …): state, events, cancelling"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -88,10 +89,44 @@ pub(super) fn finish(doc: OpenApiDoc) -> Value {
             };
             for (method, operation) in item.iter_mut() {
                 add_shared_responses(path, method, operation);
+                describe_event_streams(operation);
             }
         }
     }
     doc
+}
+
+/// A `text/event-stream` response is annotated with the schema of its events' JSON `data`;
+/// OpenAPI 3.1 (and schemathesis) read an event stream's schema as one *event*
+/// (`{id, event, data}`, each a string), so the annotation is turned into that, with the
+/// JSON's schema as `data`'s `contentSchema`.
+fn describe_event_streams(operation: &mut Value) {
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for response in responses.values_mut() {
+        let Some(stream) = response.pointer_mut("/content/text~1event-stream") else {
+            continue;
+        };
+        let declared = stream.get("schema").cloned();
+        let mut data = json!({"type": "string", "contentMediaType": "application/json"});
+        if let Some(declared) = declared.filter(|d| d.get("$ref").is_some()) {
+            data["contentSchema"] = declared;
+        }
+        stream["schema"] = json!({
+            "type": "object",
+            "description": "One server-sent event",
+            "properties": {
+                "id": {"type": "string"},
+                "event": {"type": "string"},
+                "data": data,
+            },
+            "required": ["data"],
+        });
+    }
 }
 
 /// A response with the error envelope.
@@ -266,5 +301,25 @@ mod tests {
         });
         add_shared_responses("/api/v1/things/terminal", "get", &mut ws);
         assert_eq!(statuses(&ws), ["101", "401", "403", "413", "429"]);
+    }
+
+    #[test]
+    fn an_event_stream_is_described_event_by_event() {
+        let mut op = json!({"responses": {"200": {"content": {
+            "text/event-stream": {"schema": {"$ref": "#/components/schemas/JobEventView"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/Other"}},
+        }}}});
+        describe_event_streams(&mut op);
+        let stream = &op["responses"]["200"]["content"]["text/event-stream"]["schema"];
+        assert_eq!(stream["required"], json!(["data"]));
+        assert_eq!(
+            stream["properties"]["data"]["contentSchema"]["$ref"],
+            "#/components/schemas/JobEventView"
+        );
+        assert_eq!(
+            op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Other",
+            "other media types are left alone"
+        );
     }
 }

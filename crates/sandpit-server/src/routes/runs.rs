@@ -9,11 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use sandpit_store::NewJob;
+
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, Json, Path, Query};
-use crate::runs::model::{RunRequest, RunResult, RunState, Stage, StageStatus};
+use crate::runs::job;
+use crate::runs::model::{RunRequest, RunResult};
 use crate::runs::runtimes::RuntimeInfo;
-use crate::runs::service::busy;
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -79,58 +81,44 @@ async fn create_run(
     Query(query): Query<RunQuery>,
     Json(req): Json<RunRequest>,
 ) -> ApiResult<Response> {
+    let mut input = serde_json::to_value(&req).map_err(ApiError::internal)?;
     let registry = state.runs.registry().await?;
     let plan = req.validate(registry, &state.config.runs)?;
-    let id = Uuid::now_v7();
     if query.wait {
-        let result = state.runs.execute(id, plan).await?;
+        let result = state.runs.execute(Uuid::now_v7(), plan).await?;
         return Ok(Json(result).into_response());
     }
-    if state.runs.saturated() {
-        return Err(busy());
-    }
-    let owner = principal.user.id;
-    let pending = RunResult {
-        id,
-        state: RunState::Pending,
-        runtime: plan.runtime.name.clone(),
-        compile: None,
-        run: None,
-        tests: None,
-    };
-    state.runs.remember(owner, pending.clone());
-    let runs = state.runs.clone();
-    let runtime = plan.runtime.name.clone();
-    tokio::spawn(async move {
-        let result = match runs.execute(id, plan).await {
-            Ok(result) => result,
-            Err(e) => {
-                tracing::warn!(run.id = %id, error = %e, "asynchronous run failed");
-                RunResult {
-                    id,
-                    state: RunState::Done,
-                    runtime,
-                    compile: None,
-                    run: Some(failed_stage(&e)),
-                    tests: None,
-                }
-            }
-        };
-        runs.remember(owner, result);
-    });
-    Ok((StatusCode::ACCEPTED, Json(pending)).into_response())
+    // Stored with the canonical runtime name, which the pending answer reports.
+    input["runtime"] = serde_json::Value::String(plan.runtime.name.clone());
+    let now = chrono::Utc::now();
+    let job = state
+        .queue
+        .enqueue(NewJob {
+            id: Uuid::now_v7(),
+            kind: job::KIND.into(),
+            user_id: principal.user.id,
+            project_id: None,
+            input,
+            priority: 0,
+            max_attempts: state.config.jobs.max_attempts,
+            timeout_ms: millis(state.config.jobs.timeout(job::KIND)),
+            run_at: now,
+            created_at: now,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(job::result_of(&job, &plan.runtime.name)),
+    )
+        .into_response())
 }
 
-/// What an asynchronous run that could not be carried out reports.
-fn failed_stage(e: &ApiError) -> Stage {
-    let message = match e {
-        ApiError::Internal(_) => "internal error".to_owned(),
-        other => other.to_string(),
-    };
-    Stage::not_run(StageStatus::InternalError, message)
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// An asynchronous run's state or result. Results are kept for a limited time.
+/// An asynchronous run's state or result, from any server sharing the store (finished runs
+/// are kept `jobs.keep_finished_days`).
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path)),
@@ -144,9 +132,12 @@ async fn get_run(
     CurrentUser(principal): CurrentUser,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<RunResult>> {
-    state
-        .runs
-        .result(principal.user.id, id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("run"))
+    let job = state
+        .store
+        .job(id)
+        .await?
+        .filter(|j| j.user_id == principal.user.id && j.kind == job::KIND)
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    let runtime = job.input["runtime"].as_str().unwrap_or_default().to_owned();
+    Ok(Json(job::result_of(&job, &runtime)))
 }

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use sandpit_sandbox::WorkspacePath;
 
 /// `POST /api/v1/runs`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// A runtime name or alias from `GET /api/v1/runtimes`.
@@ -34,7 +34,7 @@ pub struct RunRequest {
     pub tests: Option<Vec<TestCase>>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunFile {
     /// A relative path such as `main.py` or `src/util.py`.
@@ -44,7 +44,7 @@ pub struct RunFile {
     pub encoding: Encoding,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -52,7 +52,7 @@ pub enum Encoding {
     Base64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct TestCase {
 }
 
 /// Limits a run asks for; missing ones take the server's defaults.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedLimits {
     pub wall_ms: Option<u64>,
@@ -75,7 +75,7 @@ pub struct RequestedLimits {
 }
 
 /// How one execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StageStatus {
     Ok,
@@ -90,7 +90,7 @@ pub enum StageStatus {
 }
 
 /// One execution: the compile step, the run, or one test case.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Stage {
     pub status: StageStatus,
     pub exit_code: Option<i32>,
@@ -123,7 +123,7 @@ impl Stage {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TestResult {
     #[serde(flatten)]
     pub stage: Stage,
@@ -131,7 +131,7 @@ pub struct TestResult {
     pub passed: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     /// Accepted, waiting for a slot or running (asynchronous runs only).
@@ -140,7 +140,7 @@ pub enum RunState {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunResult {
     pub id: Uuid,
     pub state: RunState,

@@ -2,10 +2,9 @@
 //! pool (or a new one for unusual sandbox limits), files written through the agent, compile
 //! once, run once or per test case, and the sandbox reset and returned in the background.
 
-use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sandpit_sandbox::{
@@ -48,13 +47,7 @@ pub struct Runs {
     slots: Semaphore,
     waiting: AtomicUsize,
     max_waiting: usize,
-    results: Mutex<Results>,
-}
-
-#[derive(Default)]
-struct Results {
-    entries: HashMap<Uuid, (Uuid, Instant, RunResult)>,
-    order: VecDeque<Uuid>,
+    max_concurrent: usize,
 }
 
 fn sandbox_spec(limits: &RunLimits) -> SandboxSpec {
@@ -97,7 +90,7 @@ impl Runs {
             slots: Semaphore::new(max_concurrent),
             waiting: AtomicUsize::new(0),
             max_waiting,
-            results: Mutex::new(Results::default()),
+            max_concurrent,
         }
     }
 
@@ -154,12 +147,6 @@ impl Runs {
         permit.map_err(|_| busy())
     }
 
-    /// Whether a new run would be refused right now (used before accepting an async run).
-    pub fn saturated(&self) -> bool {
-        self.slots.available_permits() == 0
-            && self.waiting.load(Ordering::SeqCst) >= self.max_waiting
-    }
-
     /// Runs a validated plan to completion.
     pub async fn execute(&self, id: Uuid, plan: Plan) -> Result<RunResult, ApiError> {
         let _permit = self.admit().await?;
@@ -192,42 +179,13 @@ impl Runs {
         result.map_err(sandbox_error)
     }
 
-    /// Remembers an asynchronous run so its owner can poll it.
-    pub fn remember(&self, owner: Uuid, result: RunResult) {
-        let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        let id = result.id;
-        if results
-            .entries
-            .insert(id, (owner, Instant::now(), result))
-            .is_none()
-        {
-            results.order.push_back(id);
-        }
-        let keep = self.config.keep_results.max(1);
-        let max_age = Duration::from_secs(self.config.keep_results_minutes * 60);
-        while results.order.len() > keep
-            || results.order.front().is_some_and(|oldest| {
-                results
-                    .entries
-                    .get(oldest)
-                    .is_some_and(|(_, at, r)| r.state == RunState::Done && at.elapsed() > max_age)
-            })
-        {
-            let Some(oldest) = results.order.pop_front() else {
-                break;
-            };
-            results.entries.remove(&oldest);
-        }
+    /// How many runs execute at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.max_concurrent
     }
 
-    /// A remembered run of `owner`; another user's run is not found.
-    pub fn result(&self, owner: Uuid, id: Uuid) -> Option<RunResult> {
-        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        results
-            .entries
-            .get(&id)
-            .filter(|(o, _, _)| *o == owner)
-            .map(|(_, _, r)| r.clone())
+    pub fn config(&self) -> &RunsConfig {
+        &self.config
     }
 
     pub async fn shutdown(&self) {

@@ -43,6 +43,13 @@ const NOT_SUCCESS: &[(&str, Whom, u16, &str, &str)] = &[
         "no sign-in with GitHub was started, so there is no OAuth state to match",
     ),
     (
+        "POST /api/v1/jobs/{id}/cancel",
+        Whom::Owner,
+        409,
+        "job_finished",
+        "the owner's job (its asynchronous run) has finished before the matrix starts",
+    ),
+    (
         "GET /api/v1/labs/{slug}/active",
         Whom::Others,
         404,
@@ -328,6 +335,11 @@ impl Fixtures {
             ("tokens", "id") => (self.token.clone(), true),
             ("runs", "id") => {
                 kind("run")?;
+                (self.run.clone(), true)
+            }
+            // An asynchronous run is a job.
+            ("jobs", "id") => {
+                kind("job")?;
                 (self.run.clone(), true)
             }
             ("attempts", "id") => {
@@ -918,6 +930,15 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         "run",
         "/id",
     );
+    // Finished before the matrix, so what each caller sees of it does not depend on timing.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while app.get(&format!("/api/v1/runs/{run}"), t).await.body["state"] != "done" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the owner's run never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let share = id_of(
         &app.post(&format!("/api/v1/sessions/{session}/share"), t, json!({}))
             .await,

@@ -13,6 +13,7 @@ mod files;
 mod github;
 mod helpers;
 mod hostile_runs;
+mod jobs;
 mod journey;
 mod labs;
 mod openapi;
