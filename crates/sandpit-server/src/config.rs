@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "runs",
     "sessions",
     "labs",
+    "jobs",
     "llm",
 ];
 
@@ -979,6 +980,21 @@ scrollback = 1000
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_section_takes_environment_variables() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut keys: Vec<&str> = defaults
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut sections = SECTIONS.to_vec();
+        keys.sort_unstable();
+        sections.sort_unstable();
+        assert_eq!(keys, sections, "SECTIONS must name every top-level key");
+    }
 
     #[test]
     fn default_file_equals_defaults() {

@@ -1,9 +1,11 @@
 //! Crash safety of the real `sandpit serve` (needs root, as CI is: sandboxes use namespaces,
 //! cgroups and loop devices). Four writers, each on its own session, keep writing files and
-//! starting runs while the server is SIGKILLed three times and restarted on the same data
-//! directory. Afterwards every acknowledged write must read back (or a newer write of the same
-//! writer to the same path), every session must still be live, and nothing of the killed
-//! instances may be left: no cgroup, process, loop device or mount.
+//! starting runs (synchronous, and asynchronous ones: durable jobs) while the server is
+//! SIGKILLed three times and restarted on the same data directory. Afterwards every
+//! acknowledged write must read back (or a newer write of the same writer to the same path),
+//! every accepted asynchronous run must have completed exactly once with its output, every
+//! session must still be live, and nothing of the killed instances may be left: no cgroup,
+//! process, loop device or mount.
 //!
 //! Other tests run in parallel with servers of their own, so every orphan check is scoped to
 //! the killed servers' pids and this test's data directory.
@@ -66,6 +68,8 @@ impl Server {
             .env("SANDPIT_RATE_LIMIT__AUTH_PER_MINUTE", "10000")
             .env("SANDPIT_SESSIONS__MAX_PER_USER", WRITERS.to_string())
             .env("SANDPIT_RUNS__WARM_POOL", "1")
+            // A killed server's jobs run again once their lease expires: soon, here.
+            .env("SANDPIT_JOBS__LEASE_SECONDS", "3")
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -172,6 +176,8 @@ struct WriterLog {
     /// Each acknowledged write, as (path, seq).
     acked: Vec<(String, u64)>,
     runs_ok: u64,
+    /// Asynchronous runs (durable jobs) accepted with 202: (id, what they print).
+    async_runs: Vec<(String, String)>,
     /// Runs answered 2xx whose output was not what the program prints.
     runs_wrong: Vec<String>,
     /// Why requests failed, with counts (connection errors while the server is down are
@@ -252,8 +258,10 @@ async fn writer(
         }
         if seq.is_multiple_of(RUN_EVERY) {
             let said = format!("run {w} {seq}");
+            // Every other run is asynchronous: a job that must survive the kills.
+            let wait = !seq.is_multiple_of(2 * RUN_EVERY);
             let sent = client
-                .post(format!("{base}/api/v1/runs"))
+                .post(format!("{base}/api/v1/runs?wait={wait}"))
                 .bearer_auth(&token)
                 .json(&json!({
                     "runtime": "bash",
@@ -262,6 +270,13 @@ async fn writer(
                 .send()
                 .await;
             match sent {
+                Ok(res) if res.status() == reqwest::StatusCode::ACCEPTED => {
+                    let body: Value = res.json().await.unwrap_or_default();
+                    match body["id"].as_str() {
+                        Some(id) => log.async_runs.push((id.to_owned(), said)),
+                        None => log.runs_wrong.push(body.to_string()),
+                    }
+                }
                 Ok(res) if res.status().is_success() => {
                     let body: Value = res.json().await.unwrap_or_default();
                     if body["run"]["status"] == "ok" && body["run"]["stdout"] == format!("{said}\n")
@@ -447,6 +462,51 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
         );
     }
 
+    // Every accepted asynchronous run completes exactly once with its output, whichever
+    // server ran it (one killed mid-run runs again after its lease): one result, one end.
+    let mut async_wrong = Vec::new();
+    // Those a kill interrupted, run again after their lease: timing decides how many.
+    let mut async_rerun = 0;
+    let accepted: Vec<&(String, String)> = logs.iter().flat_map(|l| &l.async_runs).collect();
+    for (id, said) in &accepted {
+        let deadline = Instant::now() + HANG_GUARD;
+        let job = loop {
+            let job = call(
+                client
+                    .get(server.url(&format!("/api/v1/jobs/{id}")))
+                    .bearer_auth(&token),
+                reqwest::StatusCode::OK,
+            )
+            .await;
+            if matches!(
+                job["state"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            ) {
+                break job;
+            }
+            assert!(Instant::now() < deadline, "job {id} never finished: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let events = client
+            .get(server.url(&format!("/api/v1/jobs/{id}/events")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        async_rerun += usize::from(job["attempts"].as_u64().unwrap_or(0) > 1);
+        let results = events.matches("event: result").count();
+        let ends = events.matches("\"state\":\"completed\"").count();
+        if job["state"] != "completed"
+            || job["result"]["run"]["stdout"] != format!("{said}\n")
+            || (results, ends) != (1, 1)
+        {
+            async_wrong.push(format!("{job} ({results} results, {ends} ends)"));
+        }
+    }
+
     // Every acknowledged write reads back, or a newer write of the same writer to that path.
     let mut lost = Vec::new();
     let mut lost_writes = 0;
@@ -522,10 +582,13 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
     }
     println!(
         "crash test: acknowledged writes {acked} (per instance {per_instance:?}), kills {}, \
-         lost {lost_writes}, corrupt {}, orphans {}, runs ok {runs_ok}, duration {:.1} s",
+         lost {lost_writes}, corrupt {}, orphans {}, runs ok {runs_ok}, async runs \
+         {} (run again after a kill {async_rerun}, wrong {}), duration {:.1} s",
         killed.len(),
         corrupt.len(),
         orphans.len(),
+        accepted.len(),
+        async_wrong.len(),
         began.elapsed().as_secs_f64()
     );
     println!("crash test: held by each server when it was killed {exposure:?}");
@@ -536,6 +599,15 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
     assert!(
         runs_wrong.is_empty(),
         "runs with a wrong answer: {runs_wrong:#?}"
+    );
+    assert!(
+        async_wrong.is_empty(),
+        "asynchronous runs not completed exactly once: {async_wrong:#?}"
+    );
+    assert!(
+        accepted.len() >= MIN_RUNS_OK as usize,
+        "only {} asynchronous runs accepted",
+        accepted.len()
     );
     // The run did what it claims: three kills, traffic acknowledged by every instance, runs.
     assert_eq!(killed.len(), KILLS);
