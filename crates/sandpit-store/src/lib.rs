@@ -5,8 +5,8 @@
 //! migrations (`migrations/sqlite`, `migrations/postgres`) and pass one shared test suite
 //! (`tests/store.rs`).
 //!
-//! The job queue's part ([`JobStore`], a supertrait of [`Store`]) is SQL written once for both
-//! engines; see [`jobs`].
+//! The job queue's part ([`JobStore`]) and the projects' ([`ProjectStore`]), supertraits of
+//! [`Store`], are SQL written once for both engines; see [`jobs`] and [`projects`].
 //!
 //! Conventions every table follows (later tables — sessions, attempts, jobs, apps — too):
 //! - ids are UUIDv7 (time-ordered, so indexes stay append-mostly), `uuid` in PostgreSQL and
@@ -21,6 +21,8 @@ mod error;
 // First: its macros are used by the engines' modules.
 #[macro_use]
 pub mod jobs;
+#[macro_use]
+pub mod projects;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -35,6 +37,10 @@ pub use jobs::{
     JobState, JobStore, Lease, NewJob,
 };
 pub use model::*;
+pub use projects::{
+    Expect, FileWrite, MoveOutcome, NewProject, PROJECTS_PER_USER, Project, ProjectFile,
+    ProjectFileMeta, ProjectLimits, ProjectStore, WriteOutcome,
+};
 
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -42,7 +48,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Everything sandpit persists. Implementations must be cheap to clone behind an `Arc`
 /// and safe to share between tasks.
 #[async_trait]
-pub trait Store: JobStore + Send + Sync + 'static {
+pub trait Store: JobStore + ProjectStore + Send + Sync + 'static {
     /// Which engine this is, for logs and the readiness report (`"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
 

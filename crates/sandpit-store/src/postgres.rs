@@ -689,6 +689,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     Some("sessions_pkey" | "sessions_id_user_id_key") => Some("sessions.id"),
                     Some("attempts_pkey") => Some("attempts.id"),
                     Some("jobs_pkey") => Some("jobs.id"),
+                    Some("projects_user_id_name_key") => Some("projects.name"),
+                    Some("projects_pkey") => Some("projects.id"),
                     _ => None,
                 };
                 if let Some(constraint) = constraint {
@@ -894,3 +896,9 @@ async fn lease_statement(
 }
 
 job_store_impl!(PgStore, sqlx::Postgres, lease_statement);
+
+fn bytes_at(row: &PgRow, i: usize) -> Result<Vec<u8>> {
+    get(row, i)
+}
+
+project_store_impl!(PgStore, sqlx::Postgres);

@@ -711,6 +711,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     ("sessions.id", "sessions.id"),
                     ("attempts.id", "attempts.id"),
                     ("jobs.id", "jobs.id"),
+                    ("projects_user_id_name_key", "projects.name"),
+                    ("projects.id", "projects.id"),
                 ]
                 .into_iter()
                 .find(|(column, _)| columns.contains(column));
@@ -970,3 +972,9 @@ async fn lease_statement(
 }
 
 job_store_impl!(SqliteStore, sqlx::Sqlite, lease_statement);
+
+fn bytes_at(row: &SqliteRow, i: usize) -> Result<Vec<u8>> {
+    row.try_get(i).map_err(StoreError::Database)
+}
+
+project_store_impl!(SqliteStore, sqlx::Sqlite);
