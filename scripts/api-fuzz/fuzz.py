@@ -132,7 +132,9 @@ class Server:
 
 
 def fixtures(base: str, token: str) -> dict:
-    """Real resources of the fuzzer for the operations that name one (schemathesis.toml)."""
+    """Real resources of the fuzzer for the operations that name one (schemathesis.toml):
+    sessions (one with a file), a lab session with an attempt, an async run (a job), a spare
+    token, another user, and projects."""
     session = call(base, "POST", "/api/v1/sessions", token, {})
     call_raw(base, "PUT", f"/api/v1/sessions/{session['id']}/files/hello.txt", token, b"hi\n")
     doomed = call(base, "POST", "/api/v1/sessions", token, {})
@@ -146,6 +148,8 @@ def fixtures(base: str, token: str) -> dict:
         {"runtime": "bash", "files": [{"name": "main.sh", "content": "echo hi"}]},
     )
     spare = call(base, "POST", "/api/v1/tokens", token, {"name": "spare"})
+    project = call(base, "POST", "/api/v1/projects", token, {"name": "fuzzed", "template": "python"})
+    doomed_project = call(base, "POST", "/api/v1/projects", token, {"name": "doomed"})
     other = call(
         base,
         "POST",
@@ -160,6 +164,8 @@ def fixtures(base: str, token: str) -> dict:
         "SANDPIT_FUZZ_RUN": run["id"],
         "SANDPIT_FUZZ_SPARE_TOKEN": spare["token"]["id"],
         "SANDPIT_FUZZ_OTHER_USER": other["user"]["id"],
+        "SANDPIT_FUZZ_PROJECT": project["id"],
+        "SANDPIT_FUZZ_DOOMED_PROJECT": doomed_project["id"],
     }
 
 

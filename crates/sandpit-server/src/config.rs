@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "sessions",
     "labs",
     "jobs",
+    "projects",
     "llm",
 ];
 
@@ -43,6 +44,7 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub labs: LabsConfig,
     pub jobs: JobsConfig,
+    pub projects: ProjectsConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -63,6 +65,31 @@ impl Default for LabsConfig {
         Self {
             dirs: Vec::new(),
             hints_per_minute: 5,
+        }
+    }
+}
+
+/// Projects: a user's files kept in the store, with agent jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectsConfig {
+    /// Projects one user may have.
+    pub max_per_user: u32,
+    /// Files per project, bytes per file and per project, and per archive upload.
+    pub max_files: u64,
+    pub max_file_bytes: u64,
+    pub max_bytes: u64,
+    pub max_archive_bytes: u64,
+}
+
+impl Default for ProjectsConfig {
+    fn default() -> Self {
+        Self {
+            max_per_user: 20,
+            max_files: 1000,
+            max_file_bytes: 8 << 20,
+            max_bytes: 64 << 20,
+            max_archive_bytes: 32 << 20,
         }
     }
 }
@@ -343,6 +370,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             labs: LabsConfig::default(),
             jobs: JobsConfig::default(),
+            projects: ProjectsConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -694,6 +722,18 @@ impl Config {
         if jobs.max_attempts == 0 {
             return Err(invalid("jobs.max_attempts", "must be at least 1"));
         }
+        let projects = &self.projects;
+        if projects.max_per_user == 0
+            || projects.max_files == 0
+            || projects.max_file_bytes == 0
+            || projects.max_bytes < projects.max_file_bytes
+            || projects.max_archive_bytes == 0
+        {
+            return Err(invalid(
+                "projects",
+                "limits must be above 0, and max_bytes at least max_file_bytes",
+            ));
+        }
         if jobs.backoff_base_ms == 0 || jobs.backoff_max_seconds == 0 {
             return Err(invalid("jobs.backoff_base_ms", "backoff must be above 0"));
         }
@@ -915,6 +955,15 @@ backoff_base_ms = 1000
 backoff_max_seconds = 300
 # Finished jobs (and asynchronous runs' results) are kept this long.
 keep_finished_days = 7
+
+[projects]
+# Projects one user may have.
+max_per_user = 20
+# Files per project; bytes per file, per project, and per archive upload.
+max_files = 1000
+max_file_bytes = 8388608
+max_bytes = 67108864
+max_archive_bytes = 33554432
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

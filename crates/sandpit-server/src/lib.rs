@@ -12,6 +12,7 @@ pub mod labs;
 pub mod limits;
 pub mod llm;
 pub mod metrics;
+pub mod projects;
 pub mod routes;
 pub mod runs;
 pub mod sandbox;

@@ -164,8 +164,14 @@ impl App {
             Duration::from_secs(config.sessions.max_ttl_seconds),
         ));
         let queue = sandpit_jobs::Queue::new(store.clone());
+        let projects = Arc::new(crate::projects::Projects::new(
+            store.clone(),
+            config.projects.clone(),
+            sessions.clone(),
+        ));
         let state = AppState {
             queue,
+            projects,
             llm,
             labs,
             sandboxes,

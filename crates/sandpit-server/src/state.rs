@@ -35,6 +35,7 @@ pub struct AppState {
     /// The sandbox backend (or why there is none).
     pub sandboxes: Arc<Sandboxes>,
     pub runs: Arc<Runs>,
+    pub projects: Arc<crate::projects::Projects>,
     /// The durable job queue (its workers run from `App::run_until`).
     pub queue: sandpit_jobs::Queue,
     pub sessions: Arc<Sessions>,

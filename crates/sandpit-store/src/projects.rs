@@ -308,6 +308,27 @@ macro_rules! project_store_impl {
                 Ok(false)
             }
 
+            /// Deletes the file `path`, or every file under the directory `path`.
+            async fn delete_at_or_below(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: uuid::Uuid,
+                path: &str,
+            ) -> $crate::Result<u64> {
+                let (low, high) = $crate::projects::below(path);
+                let done = sqlx::query(
+                    "DELETE FROM project_files WHERE project_id = $1 \
+                     AND (path = $2 OR (path >= $3 AND path < $4))",
+                )
+                .bind(id_arg(id))
+                .bind(path)
+                .bind(low)
+                .bind(high)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected())
+            }
+
             async fn upsert_file(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 id: uuid::Uuid,
@@ -578,24 +599,13 @@ macro_rules! project_store_impl {
                 path: &str,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<u64> {
-                let (low, high) = $crate::projects::below(path);
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 if !Self::lock_project(&mut tx, id, micros(at)).await? {
                     return Ok(0);
                 }
-                let done = sqlx::query(
-                    "DELETE FROM project_files WHERE project_id = $1 \
-                     AND (path = $2 OR (path >= $3 AND path < $4))",
-                )
-                .bind(id_arg(id))
-                .bind(path)
-                .bind(low)
-                .bind(high)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                let deleted = Self::delete_at_or_below(&mut tx, id, path).await?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(done.rows_affected())
+                Ok(deleted)
             }
 
             async fn move_project_path(
@@ -619,24 +629,13 @@ macro_rules! project_store_impl {
                 if Self::parent_is_file(&mut tx, id, to).await? {
                     return Ok(MoveOutcome::NotADirectory);
                 }
-                let (to_low, to_high) = $crate::projects::below(to);
                 let taken = Self::existing_file(&mut tx, id, to).await?.is_some()
                     || Self::has_files_below(&mut tx, id, to).await?;
                 if taken {
                     if !overwrite {
                         return Ok(MoveOutcome::Exists);
                     }
-                    sqlx::query(
-                        "DELETE FROM project_files WHERE project_id = $1 \
-                         AND (path = $2 OR (path >= $3 AND path < $4))",
-                    )
-                    .bind(id_arg(id))
-                    .bind(to)
-                    .bind(&to_low)
-                    .bind(&to_high)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    Self::delete_at_or_below(&mut tx, id, to).await?;
                 }
                 let (low, high) = $crate::projects::below(from);
                 // `from` itself (a file) or everything under it (a directory) takes `to` as

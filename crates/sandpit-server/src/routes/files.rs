@@ -17,7 +17,9 @@ use sandpit_sandbox::protocol::{EntryKind, Precondition, TreeEntry, UnpackLimits
 use super::openapi::Binary;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult, Body, ErrorEnvelope, Json, Path, Query};
-use crate::sessions::files::{FilePath, etag, file_error, parse_etag};
+use crate::sessions::files::{
+    FilePath, WriteIf, etag, file_error, file_response, write_precondition,
+};
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -149,34 +151,7 @@ async fn read_file(
         .read_file_with_hash(path.workspace(), config.max_file_bytes)
         .await
         .map_err(|e| file_error(e, config))?;
-    let tag = etag(&sha);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| parse_etag(t).as_deref() == Some(sha.as_str()))
-        });
-    let mut response = if unchanged {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        data.into_response()
-    };
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    // Learner content must never run as a page of this origin.
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        h.insert(header::ETAG, v);
-    }
-    Ok(response)
+    Ok(file_response(data, &sha, &headers))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -216,30 +191,10 @@ async fn write_file(
     if body.len() as u64 > config.max_file_bytes {
         return Err(file_too_large(config.max_file_bytes));
     }
-    let header_text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let expect = match (
-        header_text(header::IF_MATCH),
-        header_text(header::IF_NONE_MATCH),
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "send If-Match or If-None-Match, not both".into(),
-            ));
-        }
-        (Some(tag), None) => Some(Precondition::Sha256(parse_etag(tag).ok_or_else(|| {
-            ApiError::PreconditionFailed("If-Match does not name a version of this file".into())
-        })?)),
-        (None, Some(v)) if v.trim() == "*" => Some(Precondition::Absent),
-        (None, Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "only If-None-Match: * is supported on writes".into(),
-            ));
-        }
-        (None, None) => None,
+    let expect = match write_precondition(&headers)? {
+        WriteIf::Anything => None,
+        WriteIf::Absent => Some(Precondition::Absent),
+        WriteIf::Sha256(sha) => Some(Precondition::Sha256(sha)),
     };
     let sandbox = state.sessions.sandbox(principal.user.id, id).await?;
     let existed = match sandbox.stat(path.workspace()).await {

@@ -7,7 +7,7 @@ mod files;
 mod github;
 mod hints;
 mod labs;
-mod openapi;
+pub mod openapi;
 mod ops;
 mod runs;
 mod sessions;
@@ -57,6 +57,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(attempts::router())
         .merge(hints::router())
         .merge(crate::jobs::routes::router())
+        .merge(crate::projects::routes::router(state))
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

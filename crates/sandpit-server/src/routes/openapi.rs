@@ -38,11 +38,12 @@ use crate::error::{ErrorEnvelope, Json};
         (name = "runs", description = "Stateless code execution"),
         (name = "sessions", description = "Sandboxes with a persistent workspace, terminal and files"),
         (name = "labs", description = "Labs, the judge, attempts, progress and hints"),
+        (name = "projects", description = "Projects: files kept in the store, opened as sessions, worked on by agent jobs"),
         (name = "jobs", description = "Durable background work (asynchronous runs …): state, events, cancelling"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
-pub(super) struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct Security;
 

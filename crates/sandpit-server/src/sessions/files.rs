@@ -3,6 +3,8 @@
 //! sandbox (see `sandpit_sandbox::agent::files`), so nothing a learner plants in the workspace
 //! can lead the server outside it.
 
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use sandpit_sandbox::protocol::FileError;
 use sandpit_sandbox::{SandboxError, WorkspacePath};
 
@@ -78,6 +80,70 @@ pub fn file_error(e: SandboxError, config: &SessionsConfig) -> ApiError {
         },
         other => ApiError::internal(SandboxError::File(other)),
     }
+}
+
+/// What a write's `If-Match` / `If-None-Match` headers ask (the same for workspace and project
+/// files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteIf {
+    Anything,
+    /// `If-None-Match: *`: only where nothing is.
+    Absent,
+    /// `If-Match: "<etag>"`: only over this version (a hex SHA-256).
+    Sha256(String),
+}
+
+pub fn write_precondition(headers: &HeaderMap) -> Result<WriteIf, ApiError> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    match (text(header::IF_MATCH), text(header::IF_NONE_MATCH)) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "send If-Match or If-None-Match, not both".into(),
+        )),
+        (Some(tag), None) => parse_etag(tag).map(WriteIf::Sha256).ok_or_else(|| {
+            ApiError::PreconditionFailed("If-Match does not name a version of this file".into())
+        }),
+        (None, Some(v)) if v.trim() == "*" => Ok(WriteIf::Absent),
+        (None, Some(_)) => Err(ApiError::BadRequest(
+            "only If-None-Match: * is supported on writes".into(),
+        )),
+        (None, None) => Ok(WriteIf::Anything),
+    }
+}
+
+/// A file's bytes as a response: binary, never run as a page of this origin, with its ETag;
+/// 304 when `If-None-Match` names this version.
+pub fn file_response(data: Vec<u8>, sha256: &str, headers: &HeaderMap) -> Response {
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| parse_etag(t).as_deref() == Some(sha256))
+        });
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        data.into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    // Learner content must never run as a page of this origin.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag(sha256)) {
+        h.insert(header::ETAG, v);
+    }
+    response
 }
 
 /// An entity tag for file contents: the quoted hex SHA-256 the agent reports.

@@ -17,7 +17,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};
 use sandpit_sandbox::{
     ProcessLimits, ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode,
-    WorkspaceSpec,
+    WorkspacePath, WorkspaceSpec,
 };
 use sandpit_store::{EndReason, NewSession, Session, SessionStatus, Store, StoreError};
 use uuid::Uuid;
@@ -184,7 +184,21 @@ impl Sessions {
             });
         }
         let ttl = self.ttl(ttl_seconds)?;
-        self.create_with(user_id, environment, ttl, None).await
+        self.create_with(user_id, environment, ttl, None, None)
+            .await
+    }
+
+    /// Creates a session whose workspace starts with `files` instead of the environment's
+    /// default files (a project opened as a session).
+    pub async fn create_with_files(
+        &self,
+        user_id: Uuid,
+        ttl_seconds: Option<u64>,
+        files: Vec<(WorkspacePath, Vec<u8>)>,
+    ) -> Result<SessionView, ApiError> {
+        let ttl = self.ttl(ttl_seconds)?;
+        self.create_with(user_id, DEFAULT_ENVIRONMENT.into(), ttl, None, Some(files))
+            .await
     }
 
     /// Creates a session for a lab: its environment, limits, time to live (within the
@@ -201,6 +215,7 @@ impl Sessions {
             lab.environment.clone(),
             ttl,
             Some(lab.slug.clone()),
+            None,
         )
         .await
     }
@@ -211,6 +226,7 @@ impl Sessions {
         environment: String,
         ttl: chrono::Duration,
         lab: Option<String>,
+        files: Option<Vec<(WorkspacePath, Vec<u8>)>>,
     ) -> Result<SessionView, ApiError> {
         // Refuse early, before a row exists, when sandboxes cannot start here at all.
         self.sandboxes
@@ -246,7 +262,10 @@ impl Sessions {
         };
         let started = async {
             let sandbox = self.sandbox_of_session(&session).await?;
-            self.write_initial_files(sandbox.as_ref(), &session).await
+            match files {
+                Some(files) => write_files(sandbox.as_ref(), files).await,
+                None => self.write_initial_files(sandbox.as_ref(), &session).await,
+            }
         };
         match started.await {
             Ok(_) => Ok(self.view(&session)),
@@ -658,6 +677,20 @@ async fn write_defaults(sandbox: &dyn Sandbox, environment: &str) -> Result<usiz
             .map_err(sandbox_error)?;
     }
     Ok(files.len())
+}
+
+async fn write_files(
+    sandbox: &dyn Sandbox,
+    files: Vec<(WorkspacePath, Vec<u8>)>,
+) -> Result<usize, ApiError> {
+    let count = files.len();
+    for (path, content) in files {
+        sandbox
+            .write_file(&path, content, 0o644)
+            .await
+            .map_err(sandbox_error)?;
+    }
+    Ok(count)
 }
 
 fn remove_dir(dir: &std::path::Path) {

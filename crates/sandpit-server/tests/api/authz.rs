@@ -249,6 +249,11 @@ struct Fixtures {
     run: String,
     attempt: String,
     share: String,
+    /// The owner's project (with `FILE`, `DOOMED_FILE` and `MOVABLE`), one its DELETE ends,
+    /// and one a session is saved into (which replaces its files).
+    project: String,
+    doomed_project: String,
+    saved_project: String,
     /// In `session` (and written over with the same bytes by the owner's PUT).
     file_content: String,
     archive: Vec<u8>,
@@ -259,6 +264,9 @@ const FILE: &str = "notes.txt";
 const DOOMED_FILE: &str = "doomed.txt";
 /// Where the owner's `POST …/files/{path}?op=mkdir` makes a directory.
 const NEW_DIR: &str = "made-by-the-matrix";
+/// What the owner's `POST /projects/{id}/files/{path}?op=move` moves, and where.
+const MOVABLE: &str = "movable.txt";
+const MOVED: &str = "moved.txt";
 
 /// A resolved call: the URL path with its query, and whether it names one of the owner's
 /// things.
@@ -301,6 +309,9 @@ impl Fixtures {
             ("the owner's run id", &self.run),
             ("the owner's attempt id", &self.attempt),
             ("the owner's share token", &self.share),
+            ("the owner's project id", &self.project),
+            ("the owner's doomed project id", &self.doomed_project),
+            ("the owner's saved project id", &self.saved_project),
             ("the owner's sign-in token", &self.owner.token),
             ("the owner's user id", &self.owner.id),
             ("the owner's file content", &self.file_content),
@@ -331,6 +342,17 @@ impl Fixtures {
             // Judging and hints need a lab's session; every sessions route works on it too.
             ("sessions", "id") if op.tagged("labs") => (self.lab_session.clone(), true),
             ("sessions", "id") => (self.session.clone(), true),
+            ("projects", "id") if doomed => (self.doomed_project.clone(), true),
+            ("projects", "id") if op.template.ends_with("/save") => {
+                (self.saved_project.clone(), true)
+            }
+            ("projects", "id") => (self.project.clone(), true),
+            // A project's only POST on a path moves it.
+            ("files", "path")
+                if op.method == Method::POST && op.template.starts_with("/api/v1/projects") =>
+            {
+                (MOVABLE.to_owned(), true)
+            }
             ("tokens", "id") if doomed => (self.doomed_token.clone(), true),
             ("tokens", "id") => (self.token.clone(), true),
             ("runs", "id") => {
@@ -370,9 +392,13 @@ impl Fixtures {
     }
 
     /// A query parameter's value; optional ones without a fixture are left out.
-    fn query_value(&self, name: &str) -> Option<String> {
+    fn query_value(&self, op: &Operation, name: &str) -> Option<String> {
+        let project = op.template.starts_with("/api/v1/projects");
         Some(match name {
-            // The only operation: make a directory (a move would take the fixture file away).
+            // A project's files have one: move (`MOVABLE`, a file of its own).
+            "op" if project => "move".to_owned(),
+            "to" if project => MOVED.to_owned(),
+            // In a workspace, make a directory (a move would take the fixture file away).
             "op" => "mkdir".to_owned(),
             // Ended sessions too, so a list shows everything it could leak.
             "all" => "true".to_owned(),
@@ -405,7 +431,7 @@ impl Fixtures {
         let mut path = path.join("/");
         let mut query = Vec::new();
         for p in op.params.iter().filter(|p| p.location == "query") {
-            match self.query_value(&p.name) {
+            match self.query_value(op, &p.name) {
                 Some(v) => query.push(format!("{}={v}", p.name)),
                 None if p.required => {
                     return Err(missing(op, format!("query parameter `{}`", p.name)));
@@ -455,6 +481,14 @@ impl Fixtures {
                 // A file appears if it runs, so a forged exec would show in the workspace.
                 "ExecRequest" => json!({"argv": ["touch", "exec-ran"]}),
                 "ExplainRequest" => json!({"topic": "pipes"}),
+                "CreateProject" => {
+                    let n = self.signups.get() + 1;
+                    self.signups.set(n);
+                    json!({"name": format!("matrix project {n}")})
+                }
+                "UpdateProject" => json!({"description": "changed by the matrix"}),
+                "OpenProject" => json!({}),
+                "SaveProject" => json!({"session_id": self.session}),
                 other => return Err(missing(op, format!("a JSON body of schema `{other}`"))),
             };
             return Ok(Some(Payload::Json(body)));
@@ -462,7 +496,10 @@ impl Fixtures {
         let media = content.keys().next().cloned().unwrap_or_default();
         let bytes = match op.key.as_str() {
             "PUT /api/v1/sessions/{id}/files/{path}" => self.file_content.clone().into_bytes(),
-            "POST /api/v1/sessions/{id}/archive" => self.archive.clone(),
+            "POST /api/v1/sessions/{id}/archive" | "POST /api/v1/projects/{id}/archive" => {
+                self.archive.clone()
+            }
+            "PUT /api/v1/projects/{id}/files/{path}" => self.file_content.clone().into_bytes(),
             _ => return Err(missing(op, format!("a `{media}` body"))),
         };
         Ok(Some(Payload::Raw(media, bytes)))
@@ -748,6 +785,8 @@ struct Snapshot {
     files: Value,
     lab_files: Value,
     content: Value,
+    projects: Value,
+    project_files: Value,
 }
 
 async fn snapshot(caller: &Caller<'_>, fx: &Fixtures, cookies: &[&str]) -> Snapshot {
@@ -798,6 +837,11 @@ async fn snapshot(caller: &Caller<'_>, fx: &Fixtures, cookies: &[&str]) -> Snaps
                 &format!("/api/v1/sessions/{}/files/{FILE}", fx.session),
                 owner,
             )
+            .await
+            .body,
+        projects: app.get("/api/v1/projects", owner).await.body,
+        project_files: app
+            .get(&format!("/api/v1/projects/{}/files", fx.project), owner)
             .await
             .body,
     }
@@ -939,6 +983,38 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let mut projects = Vec::new();
+    for name in ["owner's project", "doomed project", "saved project"] {
+        let project = id_of(
+            &app.post("/api/v1/projects", t, json!({"name": name})).await,
+            StatusCode::CREATED,
+            name,
+            "/id",
+        );
+        for (path, data) in [
+            (FILE, file_content.as_str()),
+            (DOOMED_FILE, "doomed\n"),
+            (MOVABLE, "moves\n"),
+        ] {
+            let url = app.url(&format!("/api/v1/projects/{project}/files/{path}"));
+            let a = app
+                .send(
+                    app.client
+                        .put(url)
+                        .bearer_auth(&owner.token)
+                        .body(data.to_owned()),
+                )
+                .await;
+            assert_eq!(
+                a.status,
+                StatusCode::CREATED,
+                "fixture {name} {path}: {}",
+                a.body
+            );
+        }
+        projects.push(project);
+    }
+    let [project, doomed_project, saved_project] = <[String; 3]>::try_from(projects).unwrap();
     let share = id_of(
         &app.post(&format!("/api/v1/sessions/{session}/share"), t, json!({}))
             .await,
@@ -962,6 +1038,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         run,
         attempt,
         share,
+        project,
+        doomed_project,
+        saved_project,
         file_content,
         archive: tar_gz("uploaded.txt", b"unpacked by the matrix\n"),
         signups: Cell::new(0),

@@ -19,6 +19,7 @@ mod labs;
 mod openapi;
 mod ops;
 mod origin;
+mod projects;
 mod rate_limits;
 mod runs;
 mod sessions;
