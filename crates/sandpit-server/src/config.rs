@@ -1017,9 +1017,14 @@ scrollback = 1000
 # timeout_ms = 15000
 
 [llm.routes]
-# Which provider answers which task; none routed = no LLM (authored hints only).
+# Which provider answers which task; none routed = no LLM (authored hints only; agent jobs
+# fail with llm_not_configured). The agent job kinds: research, wireframe, code, qa,
+# pedagogy (a code job's answer holds whole files: give its provider a large max_tokens).
+# fallback is asked when a task's provider fails, and for tasks no route names.
 # hint = "main"
 # explain = "main"
+# code = "main"
+# fallback = "backup"
 "#;
 
 #[cfg(test)]

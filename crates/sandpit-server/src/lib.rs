@@ -3,6 +3,7 @@
 //! `App` on port 0 with their own config and data directory.
 
 pub mod accounts;
+pub mod agents;
 pub mod auth;
 pub mod config;
 pub mod domain;

@@ -38,7 +38,7 @@ pub use jobs::{
 };
 pub use model::*;
 pub use projects::{
-    Expect, FileWrite, MoveOutcome, NewProject, PROJECTS_PER_USER, Project, ProjectFile,
+    Expect, FileBatch, FileWrite, MoveOutcome, NewProject, PROJECTS_PER_USER, Project, ProjectFile,
     ProjectFileMeta, ProjectLimits, ProjectStore, WriteOutcome,
 };
 

@@ -80,6 +80,28 @@ pub struct FileWrite {
     pub sha256: String,
 }
 
+/// Many changes to a project's files, made all or none.
+#[derive(Debug, Clone, Default)]
+pub struct FileBatch {
+    /// Files to write, each if its expectation holds.
+    pub writes: Vec<(FileWrite, Expect)>,
+    /// Paths to delete (a file, or a directory's files), each if its expectation holds: for
+    /// `Expect::Sha256`, the file must be that version.
+    pub deletes: Vec<(String, Expect)>,
+    /// Delete every file first (then `deletes` are moot).
+    pub replace: bool,
+}
+
+impl FileBatch {
+    /// Writes that replace whatever is at their paths.
+    pub fn writes(files: Vec<FileWrite>) -> Self {
+        Self {
+            writes: files.into_iter().map(|f| (f, Expect::Anything)).collect(),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// Written; `created` when nothing was at its path before (for a batch: always false).
@@ -143,13 +165,13 @@ pub trait ProjectStore: Send + Sync {
         limits: ProjectLimits,
         at: DateTime<Utc>,
     ) -> Result<WriteOutcome>;
-    /// Writes many files at once, all or none: merged with what is there, or replacing it all
-    /// (`replace`). The paths must not collide with each other (the caller checks).
+    /// Makes a batch of changes, all or none (deletes first, then writes): merged with what
+    /// is there, or replacing it all. The paths must not collide with each other (the caller
+    /// checks). The first refusal is the outcome.
     async fn write_project_files(
         &self,
         id: Uuid,
-        files: Vec<FileWrite>,
-        replace: bool,
+        batch: FileBatch,
         limits: ProjectLimits,
         at: DateTime<Utc>,
     ) -> Result<WriteOutcome>;
@@ -562,8 +584,7 @@ macro_rules! project_store_impl {
             async fn write_project_files(
                 &self,
                 id: uuid::Uuid,
-                files: Vec<$crate::projects::FileWrite>,
-                replace: bool,
+                batch: $crate::projects::FileBatch,
                 limits: $crate::projects::ProjectLimits,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::projects::WriteOutcome> {
@@ -573,15 +594,28 @@ macro_rules! project_store_impl {
                 if !Self::lock_project(&mut tx, id, at).await? {
                     return Ok(WriteOutcome::NoProject);
                 }
-                if replace {
+                if batch.replace {
                     sqlx::query("DELETE FROM project_files WHERE project_id = $1")
                         .bind(id_arg(id))
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
                 }
-                for file in &files {
-                    if let Err(refused) = Self::write_one(&mut tx, id, file, &Expect::Anything, at).await? {
+                for (path, expect) in &batch.deletes {
+                    let holds = match expect {
+                        Expect::Anything => true,
+                        Expect::Absent => Self::existing_file(&mut tx, id, path).await?.is_none(),
+                        Expect::Sha256(sha) => Self::existing_file(&mut tx, id, path)
+                            .await?
+                            .is_some_and(|(_, current)| &current == sha),
+                    };
+                    if !holds {
+                        return Ok(WriteOutcome::PreconditionFailed);
+                    }
+                    Self::delete_at_or_below(&mut tx, id, path).await?;
+                }
+                for (file, expect) in &batch.writes {
+                    if let Err(refused) = Self::write_one(&mut tx, id, file, expect, at).await? {
                         return Ok(refused);
                     }
                 }

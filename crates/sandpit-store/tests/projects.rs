@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sandpit_store::{
-    Expect, FileWrite, MoveOutcome, NewProject, NewUser, PROJECTS_PER_USER, ProjectLimits, Role,
-    Store, StoreError, WriteOutcome,
+    Expect, FileBatch, FileWrite, MoveOutcome, NewProject, NewUser, PROJECTS_PER_USER,
+    ProjectLimits, Role, Store, StoreError, WriteOutcome,
 };
 use uuid::Uuid;
 
@@ -386,7 +386,7 @@ async fn batch_writes_are_all_or_nothing(store: Arc<dyn Store>) {
     let batch = vec![file("a.txt", "a"), file("dir/b.txt", "b")];
     assert_eq!(
         store
-            .write_project_files(p.id, batch, false, ROOMY, now())
+            .write_project_files(p.id, FileBatch::writes(batch), ROOMY, now())
             .await
             .unwrap(),
         WriteOutcome::Written { created: false }
@@ -399,7 +399,7 @@ async fn batch_writes_are_all_or_nothing(store: Arc<dyn Store>) {
     let bad = vec![file("c.txt", "c"), file("keep.txt/x", "x")];
     assert_eq!(
         store
-            .write_project_files(p.id, bad, false, ROOMY, now())
+            .write_project_files(p.id, FileBatch::writes(bad), ROOMY, now())
             .await
             .unwrap(),
         WriteOutcome::NotADirectory
@@ -411,7 +411,7 @@ async fn batch_writes_are_all_or_nothing(store: Arc<dyn Store>) {
     let many = vec![file("d1", "1"), file("d2", "2")];
     assert_eq!(
         store
-            .write_project_files(p.id, many, false, tight, now())
+            .write_project_files(p.id, FileBatch::writes(many), tight, now())
             .await
             .unwrap(),
         WriteOutcome::Full
@@ -421,12 +421,52 @@ async fn batch_writes_are_all_or_nothing(store: Arc<dyn Store>) {
         ["a.txt", "dir/b.txt", "keep.txt"]
     );
     // Replacing: only the batch is left.
-    let fresh = vec![file("only.txt", "o")];
+    let fresh = FileBatch {
+        replace: true,
+        ..FileBatch::writes(vec![file("only.txt", "o")])
+    };
     store
-        .write_project_files(p.id, fresh, true, ROOMY, now())
+        .write_project_files(p.id, fresh, ROOMY, now())
         .await
         .unwrap();
     assert_eq!(paths(store.as_ref(), p.id).await, ["only.txt"]);
+
+    // Deletes and writes with expectations: a stale one refuses the whole batch.
+    let gone = FileBatch::writes(vec![file("gone.txt", "g")]);
+    store
+        .write_project_files(p.id, gone, ROOMY, now())
+        .await
+        .unwrap();
+    let current = store
+        .project_file(p.id, "gone.txt")
+        .await
+        .unwrap()
+        .unwrap()
+        .meta
+        .sha256;
+    let stale = FileBatch {
+        writes: vec![(file("new.txt", "n"), Expect::Absent)],
+        deletes: vec![("gone.txt".into(), Expect::Sha256("f".repeat(64)))],
+        replace: false,
+    };
+    assert_eq!(
+        store
+            .write_project_files(p.id, stale, ROOMY, now())
+            .await
+            .unwrap(),
+        WriteOutcome::PreconditionFailed
+    );
+    assert_eq!(paths(store.as_ref(), p.id).await, ["gone.txt", "only.txt"]);
+    let fresh = FileBatch {
+        writes: vec![(file("new.txt", "n"), Expect::Absent)],
+        deletes: vec![("gone.txt".into(), Expect::Sha256(current))],
+        replace: false,
+    };
+    store
+        .write_project_files(p.id, fresh, ROOMY, now())
+        .await
+        .unwrap();
+    assert_eq!(paths(store.as_ref(), p.id).await, ["new.txt", "only.txt"]);
 }
 
 async fn concurrent_writes_respect_the_limit(store: Arc<dyn Store>) {

@@ -32,5 +32,16 @@ pub fn start_workers(state: &AppState) -> Workers {
         crate::runs::job::KIND.into(),
         Arc::new(crate::runs::job::RunJob(state.runs.clone())),
     );
+    for kind in crate::agents::Kind::ALL {
+        handlers.insert(
+            kind.as_str().into(),
+            Arc::new(crate::agents::AgentJob {
+                kind,
+                llm: state.llm.clone(),
+                projects: state.projects.clone(),
+                runs: state.runs.clone(),
+            }),
+        );
+    }
     Workers::start(&state.queue, handlers, worker_config(&state.config.jobs))
 }

@@ -27,6 +27,14 @@ pub struct LlmConfig {
 pub struct RoutesConfig {
     pub hint: Option<String>,
     pub explain: Option<String>,
+    /// The agent job kinds.
+    pub research: Option<String>,
+    pub wireframe: Option<String>,
+    pub code: Option<String>,
+    pub qa: Option<String>,
+    pub pedagogy: Option<String>,
+    /// Asked when a task's provider fails, and for tasks no route names.
+    pub fallback: Option<String>,
 }
 
 impl RoutesConfig {
@@ -34,6 +42,11 @@ impl RoutesConfig {
         match task {
             Task::Hint => self.hint.as_deref(),
             Task::Explain => self.explain.as_deref(),
+            Task::Research => self.research.as_deref(),
+            Task::Wireframe => self.wireframe.as_deref(),
+            Task::Code => self.code.as_deref(),
+            Task::Qa => self.qa.as_deref(),
+            Task::Pedagogy => self.pedagogy.as_deref(),
         }
     }
 }
@@ -170,13 +183,17 @@ impl LlmConfig {
                 problem,
             })?;
         }
-        for task in Task::ALL {
-            if let Some(name) = self.routes.get(task)
+        let routed = Task::ALL
+            .into_iter()
+            .map(|task| (task.as_str(), self.routes.get(task)))
+            .chain([("fallback", self.routes.fallback.as_deref())]);
+        for (task, name) in routed {
+            if let Some(name) = name
                 && !self.providers.contains_key(name)
             {
                 let known = self.providers.keys().cloned().collect::<Vec<_>>();
                 return Err(LlmConfigError::UnknownProvider {
-                    task: task.as_str(),
+                    task,
                     name: name.to_owned(),
                     known: if known.is_empty() {
                         "none".into()

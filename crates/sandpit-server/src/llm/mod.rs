@@ -35,23 +35,53 @@ use crate::metrics::LlmLabels;
 
 /// Most bytes of a provider's response body read; a larger one is a protocol error.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
-/// Most bytes of completion text kept (cut at a character boundary).
+/// Most bytes of completion text kept for a hint or an explanation (cut at a character
+/// boundary).
 pub const MAX_TEXT_BYTES: usize = 8 << 10;
+/// … and for an agent job's answer (a code job's answer carries whole files).
+pub const MAX_JOB_TEXT_BYTES: usize = 512 << 10;
 
 /// What a completion is for; each task is routed to a provider on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Task {
     Hint,
     Explain,
+    /// The agent job kinds.
+    Research,
+    Wireframe,
+    Code,
+    Qa,
+    Pedagogy,
 }
 
 impl Task {
-    pub const ALL: [Task; 2] = [Task::Hint, Task::Explain];
+    pub const ALL: [Task; 7] = [
+        Task::Hint,
+        Task::Explain,
+        Task::Research,
+        Task::Wireframe,
+        Task::Code,
+        Task::Qa,
+        Task::Pedagogy,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Task::Hint => "hint",
             Task::Explain => "explain",
+            Task::Research => "research",
+            Task::Wireframe => "wireframe",
+            Task::Code => "code",
+            Task::Qa => "qa",
+            Task::Pedagogy => "pedagogy",
+        }
+    }
+
+    /// The most text kept of an answer.
+    pub fn max_text_bytes(self) -> usize {
+        match self {
+            Task::Hint | Task::Explain => MAX_TEXT_BYTES,
+            _ => MAX_JOB_TEXT_BYTES,
         }
     }
 }
@@ -133,10 +163,11 @@ struct Route {
     timeout: Duration,
 }
 
-/// The configured providers, routed per task. Built once at start-up; cheap to share.
+/// The configured providers, routed per task, with the fallback tried when a task's provider
+/// fails (or a task has none). Built once at start-up; cheap to share.
 pub struct Llm {
-    hint: Option<Route>,
-    explain: Option<Route>,
+    routes: BTreeMap<Task, Route>,
+    fallback: Option<Route>,
     completions: Option<Family<LlmLabels, Counter>>,
 }
 
@@ -178,8 +209,7 @@ impl Llm {
             };
             built.insert(name, (provider, Duration::from_millis(p.timeout_ms)));
         }
-        let route = |task: Task| {
-            let name = config.routes.get(task)?;
+        let route = |name: &str| {
             let (provider, timeout) = built.get(name)?;
             Some(Route {
                 name: name.to_owned(),
@@ -188,13 +218,18 @@ impl Llm {
             })
         };
         let llm = Self {
-            hint: route(Task::Hint),
-            explain: route(Task::Explain),
+            routes: Task::ALL
+                .into_iter()
+                .filter_map(|task| Some((task, route(config.routes.get(task)?)?)))
+                .collect(),
+            fallback: config.routes.fallback.as_deref().and_then(route),
             completions: None,
         };
         let routes = llm.readiness();
         if routes.is_empty() {
-            tracing::info!("no language model routed; hints come from the labs' authored hints");
+            tracing::info!(
+                "no language model routed; hints come from the labs' authored hints and agent jobs fail with llm_not_configured"
+            );
         }
         for (task, r) in routes {
             tracing::info!(
@@ -214,29 +249,43 @@ impl Llm {
         self
     }
 
-    fn route(&self, task: Task) -> Option<&Route> {
-        match task {
-            Task::Hint => self.hint.as_ref(),
-            Task::Explain => self.explain.as_ref(),
+    /// Whether a provider answers `task` (else the caller uses its fallback at once).
+    pub fn routes(&self, task: Task) -> bool {
+        self.routes.contains_key(&task) || self.fallback.is_some()
+    }
+
+    /// Asks the provider routed for `task`, then the fallback provider when that one fails
+    /// (or `task` has none routed). Failures are logged here, once per provider asked, without
+    /// the key or the prompt; callers need not log them again.
+    pub async fn complete(&self, task: Task, prompt: &Prompt) -> Result<Completion, LlmError> {
+        let primary = self.routes.get(&task);
+        let fallback = self
+            .fallback
+            .as_ref()
+            .filter(|f| primary.is_none_or(|p| p.name != f.name));
+        let Some(first) = primary.or(fallback) else {
+            return Err(LlmError::NotConfigured);
+        };
+        match self.ask(first, task, prompt).await {
+            Err(e) if primary.is_some() => match fallback {
+                Some(fallback) => self.ask(fallback, task, prompt).await,
+                None => Err(e),
+            },
+            other => other,
         }
     }
 
-    /// Whether a provider answers `task` (else the caller uses its fallback at once).
-    pub fn routes(&self, task: Task) -> bool {
-        self.route(task).is_some()
-    }
-
-    /// Asks the provider routed for `task`. Failures are logged here, once, without the key or
-    /// the prompt; callers need not log them again.
-    pub async fn complete(&self, task: Task, prompt: &Prompt) -> Result<Completion, LlmError> {
-        let Some(route) = self.route(task) else {
-            return Err(LlmError::NotConfigured);
-        };
+    async fn ask(
+        &self,
+        route: &Route,
+        task: Task,
+        prompt: &Prompt,
+    ) -> Result<Completion, LlmError> {
         let kind = route.provider.kind();
         let started = Instant::now();
         let result =
             match tokio::time::timeout(route.timeout, route.provider.complete(prompt)).await {
-                Ok(result) => result.and_then(finish_text),
+                Ok(result) => result.and_then(|t| finish_text(t, task.max_text_bytes())),
                 Err(_elapsed) => Err(LlmError::Timeout),
             };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -286,31 +335,28 @@ impl Llm {
     }
 
     /// The routed tasks with their provider's name, kind and model; empty when none is routed.
+    /// (`fallback` names the fallback provider.)
     pub fn readiness(&self) -> BTreeMap<&'static str, LlmRoute> {
-        Task::ALL
-            .into_iter()
-            .filter_map(|task| {
-                let r = self.route(task)?;
-                Some((
-                    task.as_str(),
-                    LlmRoute {
-                        provider: r.name.clone(),
-                        kind: r.provider.kind(),
-                        model: r.provider.model().to_owned(),
-                    },
-                ))
-            })
+        let view = |r: &Route| LlmRoute {
+            provider: r.name.clone(),
+            kind: r.provider.kind(),
+            model: r.provider.model().to_owned(),
+        };
+        self.routes
+            .iter()
+            .map(|(task, r)| (task.as_str(), view(r)))
+            .chain(self.fallback.as_ref().map(|r| ("fallback", view(r))))
             .collect()
     }
 }
 
 /// Trims and caps the model's text; an answer with no text is a protocol error.
-fn finish_text(text: String) -> Result<String, LlmError> {
+fn finish_text(text: String, max: usize) -> Result<String, LlmError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(LlmError::Protocol("the answer holds no text".into()));
     }
-    let mut end = trimmed.len().min(MAX_TEXT_BYTES);
+    let mut end = trimmed.len().min(max);
     while !trimmed.is_char_boundary(end) {
         end -= 1;
     }

@@ -371,6 +371,7 @@ fn llm(providers: &[(&str, ProviderConfig)], hint: Option<&str>, explain: Option
         routes: RoutesConfig {
             hint: hint.map(str::to_owned),
             explain: explain.map(str::to_owned),
+            ..RoutesConfig::default()
         },
     };
     Llm::new(&config, reqwest::Client::new()).expect("valid config")
@@ -511,7 +512,7 @@ async fn a_provider_slower_than_its_timeout_times_out() {
                 providers: [("slow".to_owned(), config)].into(),
                 routes: RoutesConfig {
                     hint: Some("slow".into()),
-                    explain: None,
+                    ..RoutesConfig::default()
                 },
             },
             http,
@@ -543,7 +544,7 @@ async fn the_provider_timeout_overrides_a_shorter_client_timeout() {
             providers: [("main".to_owned(), fake.config())].into(),
             routes: RoutesConfig {
                 hint: Some("main".into()),
-                explain: None,
+                ..RoutesConfig::default()
             },
         },
         http,
@@ -898,4 +899,61 @@ fn bad_configs_are_refused_with_the_key_to_fix() {
     };
     let err = Llm::new(&bad, reqwest::Client::new()).unwrap_err();
     assert!(err.to_string().contains("max_tokens"), "{err}");
+}
+
+#[tokio::test]
+async fn the_fallback_answers_when_the_routed_provider_fails_or_none_is_routed() {
+    let primary = Fake::start(ProviderKind::Openai, Some(KEY)).await;
+    let backup = Fake::start(ProviderKind::Anthropic, Some(KEY)).await;
+    primary.set(Mode::Fail(503));
+    backup.set(Mode::Answer("From the backup.".into()));
+    let llm = Llm::new(
+        &LlmConfig {
+            providers: [
+                ("primary".to_owned(), primary.config()),
+                ("backup".to_owned(), backup.config()),
+            ]
+            .into(),
+            routes: RoutesConfig {
+                code: Some("primary".into()),
+                fallback: Some("backup".into()),
+                ..RoutesConfig::default()
+            },
+        },
+        reqwest::Client::new(),
+    )
+    .unwrap();
+    let got = llm.complete(Task::Code, &prompt()).await.unwrap();
+    assert_eq!(
+        (got.text.as_str(), got.provider.as_str()),
+        ("From the backup.", "backup")
+    );
+    assert_eq!(
+        (primary.served(), backup.served()),
+        (1, 1),
+        "the routed one was asked first"
+    );
+    // A task no route names goes to the fallback directly.
+    assert!(llm.routes(Task::Research));
+    let got = llm.complete(Task::Research, &prompt()).await.unwrap();
+    assert_eq!(got.provider, "backup");
+    assert_eq!(primary.served(), 1);
+    // Both failing: the fallback's error.
+    backup.set(Mode::Fail(500));
+    assert_eq!(
+        llm.complete(Task::Code, &prompt()).await,
+        Err(LlmError::Status { status: 500 })
+    );
+    let readiness = llm.readiness();
+    assert_eq!(readiness["code"].provider, "primary");
+    assert_eq!(readiness["fallback"].provider, "backup");
+    // A fallback naming no provider is a configuration error.
+    let bad = LlmConfig {
+        providers: [("primary".to_owned(), primary.config())].into(),
+        routes: RoutesConfig {
+            fallback: Some("nope".into()),
+            ..RoutesConfig::default()
+        },
+    };
+    assert!(Llm::new(&bad, reqwest::Client::new()).is_err());
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sandpit_store::{
-    Expect, FileWrite, MoveOutcome, NewProject, PROJECTS_PER_USER, Project, ProjectFile,
+    Expect, FileBatch, FileWrite, MoveOutcome, NewProject, PROJECTS_PER_USER, Project, ProjectFile,
     ProjectLimits, Store, StoreError, WriteOutcome,
 };
 use sha2::{Digest, Sha256};
@@ -301,7 +301,7 @@ impl Projects {
         }
     }
 
-    fn refused(&self, outcome: WriteOutcome) -> ApiError {
+    pub fn refused(&self, outcome: WriteOutcome) -> ApiError {
         match outcome {
             WriteOutcome::PreconditionFailed => ApiError::PreconditionFailed(
                 "the file changed since you read it (its ETag no longer matches)".into(),
@@ -325,9 +325,18 @@ impl Projects {
         files: Vec<FileWrite>,
         replace: bool,
     ) -> Result<(), ApiError> {
+        let batch = FileBatch {
+            replace,
+            ..FileBatch::writes(files)
+        };
+        self.write_batch(id, batch).await
+    }
+
+    /// Makes a batch of changes, all or none.
+    pub async fn write_batch(&self, id: Uuid, batch: FileBatch) -> Result<(), ApiError> {
         match self
             .store
-            .write_project_files(id, files, replace, self.limits(), Utc::now())
+            .write_project_files(id, batch, self.limits(), Utc::now())
             .await?
         {
             WriteOutcome::Written { .. } => Ok(()),
@@ -380,7 +389,7 @@ impl Projects {
     }
 
     /// Every file with its content, in path order.
-    async fn contents(&self, id: Uuid) -> Result<Vec<ProjectFile>, ApiError> {
+    pub async fn contents(&self, id: Uuid) -> Result<Vec<ProjectFile>, ApiError> {
         let mut out = Vec::new();
         for meta in self.store.project_files(id).await? {
             // Deleted meanwhile: left out.
@@ -509,7 +518,7 @@ impl Projects {
     }
 }
 
-fn file_write(path: &str, content: Vec<u8>) -> FileWrite {
+pub fn file_write(path: &str, content: Vec<u8>) -> FileWrite {
     FileWrite {
         path: path.to_owned(),
         sha256: sha256_hex(&content),

@@ -58,6 +58,7 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(hints::router())
         .merge(crate::jobs::routes::router())
         .merge(crate::projects::routes::router(state))
+        .merge(crate::agents::routes::router())
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sandpit_sandbox::{
     Backend, ExitInfo, LimitKind, Pool, ProcessEvent, ProcessLimits, ProcessSpec, Sandbox,
-    SandboxError, SandboxLimits, SandboxSpec, Stream,
+    SandboxError, SandboxLimits, SandboxSpec, Stream, WorkspacePath,
 };
 use tokio::sync::{OnceCell, Semaphore};
 use uuid::Uuid;
@@ -177,6 +177,39 @@ impl Runs {
             }
         };
         result.map_err(sandbox_error)
+    }
+
+    /// Runs `argv` in a fresh sandbox whose workspace holds `files` (a project's tests, say),
+    /// within the run limits' maximum time and the default ones otherwise; counts as a run.
+    pub async fn run_files(
+        &self,
+        files: Vec<(WorkspacePath, Vec<u8>)>,
+        argv: Vec<String>,
+    ) -> Result<Stage, ApiError> {
+        let _permit = self.admit().await?;
+        let limits = RunLimits {
+            wall_ms: self.config.max_limits.wall_ms,
+            cpu_ms: self.config.max_limits.cpu_ms,
+            ..self.config.default_limits
+        };
+        let sandbox = self
+            .backend()?
+            .create(&sandbox_spec(&limits))
+            .await
+            .map_err(sandbox_error)?;
+        let ran = async {
+            for (path, content) in files {
+                sandbox.write_file(&path, content, 0o644).await?;
+            }
+            let mut spec = ProcessSpec::new(argv);
+            spec.limits = process_limits(&limits, OPEN_FILES);
+            execute(sandbox.as_ref(), spec, b"").await
+        }
+        .await;
+        if let Err(e) = sandbox.destroy().await {
+            tracing::warn!(error = %e, "destroying a sandbox");
+        }
+        ran.map_err(sandbox_error)
     }
 
     /// How many runs execute at once.

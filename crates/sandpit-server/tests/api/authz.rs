@@ -50,6 +50,13 @@ const NOT_SUCCESS: &[(&str, Whom, u16, &str, &str)] = &[
         "the owner's job (its asynchronous run) has finished before the matrix starts",
     ),
     (
+        "POST /api/v1/jobs/{id}/accept",
+        Whom::Owner,
+        409,
+        "not_a_change_set",
+        "the owner's job is an asynchronous run, not a code job with changes to accept",
+    ),
+    (
         "GET /api/v1/labs/{slug}/active",
         Whom::Others,
         404,
@@ -489,6 +496,8 @@ impl Fixtures {
                 "UpdateProject" => json!({"description": "changed by the matrix"}),
                 "OpenProject" => json!({}),
                 "SaveProject" => json!({"session_id": self.session}),
+                // No model is configured: it fails at once, changing nothing of the owner's.
+                "CreateAgentJob" => json!({"kind": "research", "input": {"prompt": "matrix"}}),
                 other => return Err(missing(op, format!("a JSON body of schema `{other}`"))),
             };
             return Ok(Some(Payload::Json(body)));

@@ -6,6 +6,7 @@
     reason = "a failed unwrap is how a test step fails, loudly"
 )]
 
+mod agents;
 mod auth;
 mod authz;
 mod bad_input;
