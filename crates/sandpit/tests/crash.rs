@@ -3,7 +3,8 @@
 //! starting runs (synchronous, and asynchronous ones: durable jobs) while the server is
 //! SIGKILLed three times and restarted on the same data directory. Afterwards every
 //! acknowledged write must read back (or a newer write of the same writer to the same path),
-//! every accepted asynchronous run must have completed exactly once with its output, every
+//! every accepted asynchronous run must have completed exactly once with its output (and an
+//! agent job the first kill interrupts, against a fake model), every
 //! session must still be live, and nothing of the killed instances may be left: no cgroup,
 //! process, loop device or mount.
 //!
@@ -54,7 +55,7 @@ struct Server {
 impl Server {
     /// Starts instance `n` on `root/data` on a port of its choosing and waits for its
     /// "listening" log line, which names the bound address.
-    async fn start(root: &Path, n: usize) -> Self {
+    async fn start(root: &Path, n: usize, model: &str) -> Self {
         let log = root.join(format!("server-{n}.log"));
         let out = File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sandpit"))
@@ -70,6 +71,12 @@ impl Server {
             .env("SANDPIT_RUNS__WARM_POOL", "1")
             // A killed server's jobs run again once their lease expires: soon, here.
             .env("SANDPIT_JOBS__LEASE_SECONDS", "3")
+            // Agent jobs ask the fake model; it may take its time (the kill comes first).
+            .env("SANDPIT_LLM__PROVIDERS__MAIN__KIND", "openai")
+            .env("SANDPIT_LLM__PROVIDERS__MAIN__BASE_URL", model)
+            .env("SANDPIT_LLM__PROVIDERS__MAIN__MODEL", "fake")
+            .env("SANDPIT_LLM__PROVIDERS__MAIN__TIMEOUT_MS", "120000")
+            .env("SANDPIT_LLM__ROUTES__FALLBACK", "main")
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -304,6 +311,76 @@ async fn writer(
     log
 }
 
+/// A fake OpenAI-compatible model: chat completions over HTTP/1.1, written by hand since this
+/// crate has no HTTP server (one request per connection, `Connection: close`). The first
+/// request is held unanswered — the server that asked is killed mid-attempt — and every later
+/// one gets a research answer.
+struct FakeModel {
+    base: String,
+    requests: Arc<AtomicU64>,
+}
+
+impl FakeModel {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    // The head, then as many body bytes as it announces.
+                    let complete = |r: &[u8]| {
+                        let text = String::from_utf8_lossy(r);
+                        let Some(head_end) = text.find("\r\n\r\n") else {
+                            return false;
+                        };
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        r.len() >= head_end + 4 + length
+                    };
+                    while !complete(&request) {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    let answer = r#"{"summary": "It survived.", "findings": []}"#;
+                    let body = json!({
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "model": "fake",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": answer}}],
+                    })
+                    .to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self { base, requests }
+    }
+}
+
 /// Waits until `instance` has acknowledged `count` writes; fails if the server dies by itself
 /// or makes no progress within the hang guard.
 async fn wait_for_writes(shared: &Shared, server: &mut Server, instance: usize, count: u64) {
@@ -345,7 +422,8 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
         .build()
         .unwrap();
 
-    let mut server = Server::start(dir.path(), 0).await;
+    let model = FakeModel::start().await;
+    let mut server = Server::start(dir.path(), 0, &model.base).await;
     let signed = call(
         client.post(server.url("/api/v1/auth/signup")).json(&json!({
             "username": "crasher",
@@ -383,6 +461,30 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
         sessions.push(created["id"].as_str().unwrap().to_owned());
     }
 
+    // An agent job whose first attempt the first kill interrupts (the model holds its answer).
+    let project = call(
+        client
+            .post(server.url("/api/v1/projects"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "crashed"})),
+        reqwest::StatusCode::CREATED,
+    )
+    .await;
+    let agent_job = call(
+        client
+            .post(server.url(&format!(
+                "/api/v1/projects/{}/jobs",
+                project["id"].as_str().unwrap()
+            )))
+            .bearer_auth(&token)
+            .json(&json!({"kind": "research", "input": {"prompt": "survive a kill"}})),
+        reqwest::StatusCode::ACCEPTED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
     let shared = Arc::new(Shared {
         target: RwLock::new((0, server.base.clone())),
         stop: AtomicBool::new(false),
@@ -407,6 +509,16 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
     let mut orphans = Vec::new();
     for (n, &after) in KILL_AFTER.iter().enumerate() {
         wait_for_writes(&shared, &mut server, n, after).await;
+        if n == 0 {
+            let deadline = Instant::now() + HANG_GUARD;
+            while model.requests.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the agent job never asked the model"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         // A different moment in the writers' traffic each time.
         tokio::time::sleep(Duration::from_millis(15 + 40 * n as u64)).await;
         // The orphan checks below look for these; make sure there is something to leave.
@@ -418,7 +530,7 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
         exposure.push(held);
         server.kill();
         killed.push(server.pid);
-        server = Server::start(dir.path(), n + 1).await;
+        server = Server::start(dir.path(), n + 1, &model.base).await;
         // Before the writers find it, the new server runs no session's sandbox: whatever of the
         // data directory is still attached or mounted now was left by a killed one.
         for found in settled_orphans(&killed, server.pid, &data_dir).await {
@@ -506,6 +618,52 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
             async_wrong.push(format!("{job} ({results} results, {ends} ends)"));
         }
     }
+
+    // The agent job, interrupted mid-attempt by the first kill, completed exactly once.
+    let deadline = Instant::now() + HANG_GUARD;
+    let agent = loop {
+        let job = call(
+            client
+                .get(server.url(&format!("/api/v1/jobs/{agent_job}")))
+                .bearer_auth(&token),
+            reqwest::StatusCode::OK,
+        )
+        .await;
+        if matches!(
+            job["state"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        ) {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent job never finished: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let agent_events = client
+        .get(server.url(&format!("/api/v1/jobs/{agent_job}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(agent["state"], "completed", "{agent}\n{agent_events}");
+    assert!(agent["attempts"].as_u64().unwrap() >= 2, "{agent}");
+    assert_eq!(agent["result"]["output"]["summary"], "It survived.");
+    assert_eq!(
+        agent_events.matches("event: result").count(),
+        1,
+        "{agent_events}"
+    );
+    assert_eq!(
+        agent_events.matches("\"state\":\"completed\"").count(),
+        1,
+        "{agent_events}"
+    );
+    assert!(agent_events.contains("lease_expired"), "{agent_events}");
 
     // Every acknowledged write reads back, or a newer write of the same writer to that path.
     let mut lost = Vec::new();
