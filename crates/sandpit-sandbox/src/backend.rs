@@ -145,4 +145,19 @@ pub trait Sandbox: Send + Sync {
     async fn reset(&self) -> Result<(), SandboxError> {
         self.agent().reset().await
     }
+
+    /// A TCP connection to `port` on the sandbox's own loopback interface: how the app proxy
+    /// reaches a server that sandboxed code listens on, the sandbox having no other network.
+    async fn connect(&self, port: u16) -> Result<tokio::net::TcpStream, SandboxError> {
+        let _ = port;
+        Err(SandboxError::Unavailable(
+            "this sandbox backend cannot reach ports inside its sandboxes".into(),
+        ))
+    }
+
+    /// The TCP ports something listens on inside the sandbox, ascending (to tell a user that
+    /// their app listens on the wrong port). Empty where the backend cannot tell.
+    async fn listening_ports(&self) -> Vec<u16> {
+        Vec::new()
+    }
 }

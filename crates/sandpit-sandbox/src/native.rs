@@ -21,6 +21,71 @@ use crate::protocol::AgentSetup;
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec, WorkspaceSpec};
 
+/// A non-blocking TCP socket made in `netns`. A socket belongs to the namespace it was made in
+/// for good, so a short-lived thread enters the namespace, makes it and ends: no thread of the
+/// server's pools ever changes namespace. (A thread costs tens of microseconds; the proxy keeps
+/// its connections alive, so this is paid once per connection, not per request.)
+async fn socket_in(netns: Arc<OwnedFd>) -> Result<std::net::TcpStream, SandboxError> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sandbox-socket".into())
+        .spawn(move || {
+            let made =
+                nix::sched::setns(&*netns, nix::sched::CloneFlags::CLONE_NEWNET).and_then(|()| {
+                    nix::sys::socket::socket(
+                        AddressFamily::Inet,
+                        SockType::Stream,
+                        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+                        None,
+                    )
+                });
+            let _ = tx.send(made);
+        })
+        .map_err(|e| io("starting a thread", e))?;
+    let fd = rx
+        .await
+        .map_err(|_| SandboxError::Setup("the socket thread ended early".into()))?
+        .map_err(|e| io("making a socket in the sandbox", e.into()))?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// The host pid of the agent's child, PID 1 of the box: from the kernel's list of the
+/// agent's children, else the cgroup's member whose parent is the agent.
+fn box_pid(agent: u32, cgroup: &Cgroup) -> Option<u32> {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let listed = std::fs::read_to_string(format!("/proc/{agent}/task/{agent}/children"))
+        .ok()
+        .and_then(|children| children.split_whitespace().next()?.parse().ok());
+    listed.or_else(|| {
+        cgroup
+            .pids()
+            .ok()?
+            .into_iter()
+            .find(|&pid| parent_of(pid) == Some(agent))
+    })
+}
+
+/// The local ports of the listening sockets in a `/proc/net/tcp{,6}` table (state `0A`).
+fn listening_in(table: &str) -> impl Iterator<Item = u16> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1)?;
+        let state = fields.nth(1)?;
+        let (_, port) = local.rsplit_once(':')?;
+        (state == "0A").then(|| u16::from_str_radix(port, 16).ok())?
+    })
+}
+
 /// How the native backend starts agents and whom sandboxed code runs as.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
@@ -279,10 +344,31 @@ impl NativeBackend {
                     return Err(e);
                 }
             };
+        // PID 1 of the box (the agent's child) unshared the network namespace before it said
+        // it was ready.
+        let box_pid = child.id().and_then(|agent| box_pid(agent, &cgroup));
+        let netns = box_pid
+            .ok_or_else(|| SandboxError::Setup("the sandbox's PID 1 is not to be found".into()))
+            .and_then(|pid| {
+                std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                    .map_err(|e| io("opening the sandbox's network namespace", e))
+            });
+        let netns = match netns {
+            Ok(file) => Arc::new(OwnedFd::from(file)),
+            Err(e) => {
+                let cg = cgroup.clone();
+                drop(child);
+                return Err(tokio::task::spawn_blocking(move || abandon(&cg, e))
+                    .await
+                    .unwrap_or_else(|join| SandboxError::Setup(join.to_string())));
+            }
+        };
         Ok((
             NativeSandbox {
                 id,
                 conn,
+                netns,
+                box_pid,
                 cgroup,
                 child: Mutex::new(Some(child)),
                 destroyed: AtomicBool::new(false),
@@ -352,6 +438,10 @@ impl Drop for NativeBackend {
 pub struct NativeSandbox {
     id: String,
     conn: AgentConnection,
+    /// The sandbox's network namespace, where [`Sandbox::connect`] makes its sockets.
+    netns: Arc<OwnedFd>,
+    /// The host pid of the box's PID 1 (a process of its network namespace).
+    box_pid: Option<u32>,
     cgroup: Arc<Cgroup>,
     child: Mutex<Option<tokio::process::Child>>,
     destroyed: AtomicBool,
@@ -400,6 +490,31 @@ impl Sandbox for NativeSandbox {
         })
     }
 
+    async fn connect(&self, port: u16) -> Result<tokio::net::TcpStream, SandboxError> {
+        let socket = socket_in(self.netns.clone()).await?;
+        let socket = tokio::net::TcpSocket::from_std_stream(socket);
+        socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .map_err(|e| io(&format!("connecting to port {port} in the sandbox"), e))
+    }
+
+    async fn listening_ports(&self) -> Vec<u16> {
+        // /proc/<pid>/net shows the sockets of that process's network namespace.
+        let Some(pid) = self.box_pid else {
+            return Vec::new();
+        };
+        let mut ports = Vec::new();
+        for table in ["tcp", "tcp6"] {
+            if let Ok(text) = tokio::fs::read_to_string(format!("/proc/{pid}/net/{table}")).await {
+                ports.extend(listening_in(&text));
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     async fn destroy(&self) -> Result<(), SandboxError> {
         let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
         let cgroup = self.cgroup.clone();
@@ -439,6 +554,16 @@ pub fn current_exe_agent() -> std::io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listening_ports_are_read_from_proc_net_tcp() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 2 1 0 20 4 30 10 -1
+   2: 00000000:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 3 1 0 100 0 0 10 0
+";
+        assert_eq!(listening_in(table).collect::<Vec<_>>(), vec![8080, 5000]);
+    }
 
     #[test]
     fn uids_are_unique_while_leased_and_reused_after() {

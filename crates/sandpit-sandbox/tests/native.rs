@@ -1066,3 +1066,47 @@ async fn a_persistent_workspace_outlives_its_sandbox() {
     })
     .await;
 }
+
+/// The app proxy's way in: a TCP connection to a port inside the box, the box itself having no
+/// network but its loopback. The host's own loopback is a different interface.
+#[tokio::test]
+async fn connect_reaches_a_port_inside_the_sandbox_and_only_there() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = Host::with(61000..61100, small()).await;
+    let sandbox = host.sandbox().await;
+    let server = "import socket\n\
+        s = socket.socket()\n\
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+        s.bind(('127.0.0.1', 8080))\n\
+        s.listen()\n\
+        print('listening', flush=True)\n\
+        while True:\n\
+        \x20   c, _ = s.accept()\n\
+        \x20   c.sendall(b'inside:' + c.recv(100))\n\
+        \x20   c.close()\n";
+    let mut spec = spec(&[PYTHON, "-c", server]);
+    spec.limits.wall_ms = None;
+    let mut process = sandbox.spawn(spec).await.unwrap();
+    read_until(&mut process, "listening").await;
+
+    for attempt in ["one", "two"] {
+        let mut stream = patiently("connect", sandbox.connect(8080)).await.unwrap();
+        stream.write_all(attempt.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        patiently("answer", stream.read_to_string(&mut answer))
+            .await
+            .unwrap();
+        assert_eq!(answer, format!("inside:{attempt}"));
+    }
+
+    // Nothing listens on another port inside, whatever the host has there.
+    let host_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = host_listener.local_addr().unwrap().port();
+    let ports = sandbox.listening_ports().await;
+    assert!(ports.contains(&8080), "{ports:?}");
+    assert!(!ports.contains(&host_port), "{ports:?}");
+    let refused = patiently("connect", sandbox.connect(host_port)).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("refused"), "{message}");
+    sandbox.destroy().await.unwrap();
+}
