@@ -308,6 +308,7 @@ pub(crate) trait Columns {
     fn text(&self, i: usize) -> Result<String>;
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
     fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
     fn boolean(&self, i: usize) -> Result<bool>;
     fn json(&self, i: usize) -> Result<Value>;
     fn opt_json(&self, i: usize) -> Result<Option<Value>>;

@@ -5,8 +5,9 @@
 //! migrations (`migrations/sqlite`, `migrations/postgres`) and pass one shared test suite
 //! (`tests/store.rs`).
 //!
-//! The job queue's part ([`JobStore`]) and the projects' ([`ProjectStore`]), supertraits of
-//! [`Store`], are SQL written once for both engines; see [`jobs`] and [`projects`].
+//! The job queue's part ([`JobStore`]), the projects' ([`ProjectStore`]) and the apps'
+//! ([`AppStore`]), supertraits of [`Store`], are SQL written once for both engines; see
+//! [`jobs`], [`projects`] and [`apps`].
 //!
 //! Conventions every table follows (later tables — sessions, attempts, jobs, apps — too):
 //! - ids are UUIDv7 (time-ordered, so indexes stay append-mostly), `uuid` in PostgreSQL and
@@ -23,6 +24,8 @@ mod error;
 pub mod jobs;
 #[macro_use]
 pub mod projects;
+#[macro_use]
+pub mod apps;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -31,6 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use apps::{APPS_PER_USER, App, AppPatch, AppStore, AppVersion, NewApp, NewAppVersion};
 pub use error::StoreError;
 pub use jobs::{
     CancelOutcome, JOBS_LIMIT_MAX, Job, JobError, JobEvent, JobEventKind, JobFilter, JobOutcome,
@@ -48,7 +52,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Everything sandpit persists. Implementations must be cheap to clone behind an `Arc`
 /// and safe to share between tasks.
 #[async_trait]
-pub trait Store: JobStore + ProjectStore + Send + Sync + 'static {
+pub trait Store: JobStore + ProjectStore + AppStore + Send + Sync + 'static {
     /// Which engine this is, for logs and the readiness report (`"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
 

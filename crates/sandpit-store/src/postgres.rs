@@ -691,6 +691,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     Some("jobs_pkey") => Some("jobs.id"),
                     Some("projects_user_id_name_key") => Some("projects.name"),
                     Some("projects_pkey") => Some("projects.id"),
+                    Some("apps_user_id_name_key") => Some("apps.name"),
+                    Some("apps_pkey") => Some("apps.id"),
                     _ => None,
                 };
                 if let Some(constraint) = constraint {
@@ -854,6 +856,9 @@ impl crate::jobs::Columns for PgRow {
     fn int(&self, i: usize) -> Result<i64> {
         get(self, i)
     }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        get(self, i)
+    }
     fn boolean(&self, i: usize) -> Result<bool> {
         get(self, i)
     }
@@ -902,3 +907,5 @@ fn bytes_at(row: &PgRow, i: usize) -> Result<Vec<u8>> {
 }
 
 project_store_impl!(PgStore, sqlx::Postgres);
+
+app_store_impl!(PgStore, sqlx::Postgres);

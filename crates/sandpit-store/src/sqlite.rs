@@ -713,6 +713,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     ("jobs.id", "jobs.id"),
                     ("projects_user_id_name_key", "projects.name"),
                     ("projects.id", "projects.id"),
+                    ("apps.user_id, apps.name", "apps.name"),
+                    ("apps.id", "apps.id"),
                 ]
                 .into_iter()
                 .find(|(column, _)| columns.contains(column));
@@ -930,6 +932,9 @@ impl crate::jobs::Columns for SqliteRow {
     fn int(&self, i: usize) -> Result<i64> {
         self.try_get(i).map_err(StoreError::Database)
     }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.try_get(i).map_err(StoreError::Database)
+    }
     fn boolean(&self, i: usize) -> Result<bool> {
         self.try_get(i).map_err(StoreError::Database)
     }
@@ -978,3 +983,5 @@ fn bytes_at(row: &SqliteRow, i: usize) -> Result<Vec<u8>> {
 }
 
 project_store_impl!(SqliteStore, sqlx::Sqlite);
+
+app_store_impl!(SqliteStore, sqlx::Sqlite);
