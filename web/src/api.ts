@@ -132,6 +132,22 @@ export async function request<T>(method: Method, path: string, options: RequestO
   return (await readJson(response)) as T;
 }
 
+/**
+ * `fetch` on this origin for bodies that are not JSON (file contents, event streams), with the
+ * same error handling as `request()`: a non-2xx answer becomes an `ApiError`.
+ */
+export async function fetchRaw(path: string, init: RequestInit = {}): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, { credentials: "same-origin", ...init });
+  } catch (cause) {
+    if (cause instanceof DOMException && cause.name === "AbortError") throw cause;
+    throw new ApiError(0, "network_error", "Could not reach the server. Check your connection and try again.");
+  }
+  if (!response.ok) throw await errorFromResponse(response);
+  return response;
+}
+
 export const get = <T>(path: string, options?: Omit<RequestOptions, "body">) => request<T>("GET", path, options);
 export const post = <T>(path: string, body?: unknown, options?: Omit<RequestOptions, "body">) =>
   request<T>("POST", path, { ...options, body });

@@ -1,7 +1,8 @@
 // Typed calls for the lab workspace: labs, sessions, files, the judge (SSE) and hints.
-// JSON calls go through `request()` (errors become `ApiError`); file bodies and the judge's
-// event stream need raw `fetch`, with the same error handling.
-import { ApiError, errorFromResponse, get, post, request } from "../api";
+// JSON calls go through `request()` (errors become `ApiError`); the judge's event stream needs
+// raw `fetch` (`fetchRaw`), with the same error handling.
+import { ApiError, errorFromResponse, fetchRaw, get, post, request } from "../api";
+import { filesAt } from "./files";
 
 export interface LabProgress {
   steps_passed: number;
@@ -49,13 +50,6 @@ export interface StartResponse {
   created: boolean;
 }
 
-export interface FileEntry {
-  path: string;
-  kind: "file" | "dir" | "symlink" | "other";
-  size: number;
-  modified: string;
-}
-
 export interface Failure {
   code: string;
   message: string;
@@ -92,8 +86,6 @@ export interface ExplainRequest {
 }
 
 const enc = encodeURIComponent;
-/** A workspace path in a URL: each segment encoded, the slashes kept. */
-const filePath = (path: string) => path.split("/").map(enc).join("/");
 
 export const labs = {
   get: (slug: string) => get<Lab>(`/api/v1/labs/${enc(slug)}`),
@@ -142,61 +134,8 @@ async function postWithRetryAfter<T>(path: string, body: unknown): Promise<T> {
   return (await response.json()) as T;
 }
 
-async function rawFetch(path: string, init: RequestInit): Promise<Response> {
-  let response: Response;
-  try {
-    response = await fetch(path, { credentials: "same-origin", ...init });
-  } catch (cause) {
-    if (cause instanceof DOMException && cause.name === "AbortError") throw cause;
-    throw new ApiError(0, "network_error", "Could not reach the server. Check your connection and try again.");
-  }
-  if (!response.ok) throw await errorFromResponse(response);
-  return response;
-}
-
-export interface FileContent {
-  text: string;
-  etag: string | null;
-}
-
-export const files = {
-  list: (id: string) =>
-    get<{ entries: FileEntry[]; truncated: boolean }>(`/api/v1/sessions/${enc(id)}/files`),
-  read: async (id: string, path: string): Promise<FileContent> => {
-    const response = await rawFetch(`/api/v1/sessions/${enc(id)}/files/${filePath(path)}`, {
-      headers: { Accept: "application/octet-stream" },
-      cache: "no-store",
-    });
-    return { text: await response.text(), etag: response.headers.get("ETag") };
-  },
-  /**
-   * Writes `text`. `etag` set: only over that version (412 otherwise); `null`: only where nothing
-   * is yet (a new file); `undefined`: unconditionally (Overwrite after a conflict).
-   */
-  write: async (id: string, path: string, text: string, etag: string | null | undefined) => {
-    const headers: Record<string, string> = { "Content-Type": "application/octet-stream", Accept: "application/json" };
-    if (etag) headers["If-Match"] = etag;
-    else if (etag === null) headers["If-None-Match"] = "*";
-    const response = await rawFetch(`/api/v1/sessions/${enc(id)}/files/${filePath(path)}`, {
-      method: "PUT",
-      headers,
-      body: text,
-    });
-    return (await response.json()) as { path: string; size: number; etag: string };
-  },
-  /** Deletes a file (a folder with its contents; a link itself, never its target). */
-  remove: async (id: string, path: string) => {
-    await rawFetch(`/api/v1/sessions/${enc(id)}/files/${filePath(path)}`, { method: "DELETE" });
-  },
-  /** Renames `from` to `to` (409 `already_exists` when `to` is taken). */
-  move: async (id: string, from: string, to: string) => {
-    const query = new URLSearchParams({ op: "move", to });
-    await rawFetch(`/api/v1/sessions/${enc(id)}/files/${filePath(from)}?${query}`, {
-      method: "POST",
-      headers: { Accept: "application/json" },
-    });
-  },
-};
+/** A session's workspace files (list, read with its ETag, write with `If-Match`, delete, move). */
+export const sessionFiles = (id: string) => filesAt(`/api/v1/sessions/${enc(id)}`);
 
 /** POSTs the judge with `Accept: text/event-stream`; the caller reads `response.body`. */
 export function judgeStream(id: string, step: string | undefined, signal?: AbortSignal): Promise<Response> {
@@ -206,6 +145,6 @@ export function judgeStream(id: string, step: string | undefined, signal?: Abort
     body: JSON.stringify(step ? { step } : {}),
   };
   if (signal) init.signal = signal;
-  return rawFetch(`/api/v1/sessions/${enc(id)}/judge`, init);
+  return fetchRaw(`/api/v1/sessions/${enc(id)}/judge`, init);
 }
 

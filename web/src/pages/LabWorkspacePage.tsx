@@ -1,7 +1,7 @@
 // The lab workspace at /labs/<slug>: steps, files and editor, terminal, Check, Hint/Explain and
 // the session's timer. Loaded lazily (app.tsx) so the rest of the app stays small.
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { labs, type Attempt, type Lab, type SessionInfo } from "../api/labs";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { labs, sessionFiles, type Attempt, type Lab, type SessionInfo } from "../api/labs";
 import { navigate } from "../router";
 import { usePageTitle } from "../usePageTitle";
 import { CheckPanel } from "../workspace/CheckPanel";
@@ -38,6 +38,8 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
   const terminalRef = useRef<TerminalHandle | null>(null);
   const refreshTimer = useRef<number | undefined>(undefined);
   usePageTitle(lab?.title ?? "Lab");
+  const sessionId = session?.id;
+  const files = useMemo(() => (sessionId ? sessionFiles(sessionId) : null), [sessionId]);
 
   const start = useCallback(() => {
     setPhase({ kind: "starting" });
@@ -103,7 +105,7 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
       </section>
     );
   }
-  if (phase.kind === "ended" || !lab || !session) {
+  if (phase.kind === "ended" || !lab || !session || !files) {
     return (
       <section class="ws-message">
         <h1>{lab?.title ?? "Lab"}</h1>
@@ -177,7 +179,7 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
           onChange={(steps) => setLayout((l) => ({ ...l, steps }))}
         />
         <div class="ws-main">
-          <Editor sessionId={session.id} refreshKey={refreshKey} onError={onError} />
+          <Editor files={files} refreshKey={refreshKey} onError={onError} />
           <Splitter
             orientation="horizontal"
             label="Resize the terminal"

@@ -1,7 +1,9 @@
-// The workspace's files: the tree, tabs of open files and one CodeMirror 6 view whose state is
-// swapped per tab (each tab keeps its own undo history). Saving writes with `If-Match` of the
-// version the file was read at, so a change made meanwhile (terminal, another tab) is never
-// overwritten silently: a 412 asks the learner to Reload or Overwrite.
+// The files of a session's workspace or of a project (a `FileApi`): the tree, tabs of open
+// files and one CodeMirror 6 view whose state is swapped per tab (each tab keeps its own undo
+// history). Saving writes with `If-Match` of the version the file was read at, so a change made
+// meanwhile (terminal, another tab, an accepted change set) is never overwritten silently: a 412
+// asks the learner to Reload or Overwrite. When the listing carries versions (projects do), an
+// open tab without edits follows its file's newer version by itself.
 import { defaultKeymap, history, historyKeymap, indentLess, indentMore } from "@codemirror/commands";
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
 import { Compartment, EditorState } from "@codemirror/state";
@@ -15,7 +17,7 @@ import {
 } from "@codemirror/view";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
-import { files, type FileEntry } from "../api/labs";
+import type { FileApi, FileEntry } from "../api/files";
 import { FileTree } from "./FileTree";
 import { languageFor } from "./languages";
 
@@ -27,8 +29,9 @@ interface Tab {
 }
 
 interface Props {
-  sessionId: string;
-  /** Bumped by the page (terminal activity, a judge run) to re-read the tree. */
+  /** The files edited; keep it the same object between renders (`useMemo`). */
+  files: FileApi;
+  /** Bumped by the page (terminal activity, a judge run, an accepted change) to re-read the tree. */
   refreshKey: number;
   onError: (message: string) => void;
 }
@@ -38,7 +41,7 @@ const baseTheme = EditorView.theme({
   ".cm-scroller": { fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' },
 });
 
-export function Editor({ sessionId, refreshKey, onError }: Props) {
+export function Editor({ files, refreshKey, onError }: Props) {
   const hostRef = useRef<HTMLDivElement>(null);
   const viewRef = useRef<EditorView | null>(null);
   const tabsRef = useRef(new Map<string, Tab>());
@@ -51,6 +54,7 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
   const [status, setStatus] = useState("");
   const [newName, setNewName] = useState<string | null>(null);
   const saveRef = useRef<() => void>(() => undefined);
+  const followRef = useRef<(entries: FileEntry[]) => void>(() => undefined);
 
   const markDirty = useCallback((path: string, isDirty: boolean) => {
     setDirty((prev) => {
@@ -75,11 +79,14 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
   }, [dirty]);
 
   const refreshTree = useCallback(() => {
-    files.list(sessionId).then(
-      (r) => setEntries(r.entries),
+    files.list().then(
+      (list) => {
+        setEntries(list);
+        followRef.current(list);
+      },
       (e: unknown) => onError(messageOf(e)),
     );
-  }, [sessionId, onError]);
+  }, [files, onError]);
 
   useEffect(refreshTree, [refreshTree, refreshKey]);
 
@@ -138,7 +145,7 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
   };
 
   const load = async (path: string) => {
-    const { text, etag } = await files.read(sessionId, path);
+    const { text, etag } = await files.read(path);
     const language = new Compartment();
     tabsRef.current.set(path, { state: makeState(path, text, language), language, etag, saved: text });
     markDirty(path, false);
@@ -189,7 +196,7 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
     const to = window.prompt(`Rename ${path} to:`, path)?.trim().replace(/^\/+/, "");
     if (!to || to === path) return;
     try {
-      await files.move(sessionId, path, to);
+      await files.move(path, to);
       const wasOpen = open.includes(path);
       dropTab(path);
       setStatus(`Renamed ${path} to ${to}`);
@@ -203,7 +210,7 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
   const deleteFile = async (path: string) => {
     if (!window.confirm(`Delete ${path}? This cannot be undone.`)) return;
     try {
-      await files.remove(sessionId, path);
+      await files.remove(path);
       dropTab(path);
       setStatus(`Deleted ${path}`);
       refreshTree();
@@ -220,7 +227,7 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
     const text = view.state.doc.toString();
     setStatus(`Saving ${path}…`);
     try {
-      const result = await files.write(sessionId, path, text, overwrite ? undefined : tab.etag);
+      const result = await files.write(path, text, overwrite ? undefined : tab.etag);
       tab.etag = result.etag;
       tab.saved = text;
       markDirty(path, view.state.doc.toString() !== text);
@@ -235,19 +242,38 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
   };
   saveRef.current = () => void save();
 
+  /** Reads `path` again into its tab (its edits and undo history go). */
+  const reloadTab = async (path: string) => {
+    await load(path);
+    if (activeRef.current === path) {
+      activeRef.current = null;
+      show(path);
+    }
+  };
+
   const reload = async () => {
     const path = conflict;
     if (!path) return;
     setConflict(null);
     try {
-      await load(path);
-      if (activeRef.current === path) {
-        activeRef.current = null;
-        show(path);
-      }
+      await reloadTab(path);
       setStatus(`Reloaded ${path}`);
     } catch (e) {
       onError(messageOf(e));
+    }
+  };
+
+  // A listing with versions: open tabs without edits whose file has a newer version reload.
+  followRef.current = (list) => {
+    for (const [path, tab] of tabsRef.current) {
+      const etag = list.find((e) => e.path === path)?.etag;
+      if (!etag || !tab.etag || etag === tab.etag) continue;
+      const doc = activeRef.current === path && viewRef.current ? viewRef.current.state.doc : tab.state.doc;
+      if (doc.toString() !== tab.saved) continue;
+      reloadTab(path).then(
+        () => setStatus(`Reloaded ${path}: it changed`),
+        (e: unknown) => onError(messageOf(e)),
+      );
     }
   };
 
@@ -256,7 +282,7 @@ export function Editor({ sessionId, refreshKey, onError }: Props) {
     const path = (newName ?? "").trim().replace(/^\/+/, "");
     if (!path) return;
     try {
-      await files.write(sessionId, path, "", null);
+      await files.write(path, "", null);
       setNewName(null);
       refreshTree();
       await openFile(path);

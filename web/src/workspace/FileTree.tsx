@@ -1,6 +1,6 @@
-// The workspace's files as a tree of folders (native <details>, so keyboard and screen readers
-// work without extra code) and file buttons.
-import type { FileEntry } from "../api/labs";
+// A workspace's or project's files as a tree of folders (native <details>, so keyboard and
+// screen readers work without extra code) and file buttons.
+import type { FileEntry } from "../api/files";
 
 interface Node {
   name: string;
