@@ -1,28 +1,10 @@
-// The judge's server-sent events (src/workspace/judgeEvents.ts), without a browser.
+// The judge's server-sent events (src/workspace/judgeEvents.ts), without a browser; the SSE
+// parsing itself is tested in sse.test.mjs.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SseParser, readJudgeStream, toJudgeEvent } from "../unit-build/workspace/judgeEvents.js";
+import { readJudgeStream, toJudgeEvent } from "../unit-build/workspace/judgeEvents.js";
 
 describe("judge events", () => {
-  it("parses events split anywhere, with every line ending, comments and multi-line data", () => {
-    const text = ': keep-alive\r\nevent: started\r\ndata: {"step":"one","checks":2}\r\n\r\n' + "event: note\ndata: a\ndata: b\n\n" + "event: x\rdata: y\r\r";
-    for (const size of [1, 2, 3, 7, text.length]) {
-      const parser = new SseParser();
-      const events = [];
-      for (let i = 0; i < text.length; i += size) events.push(...parser.push(text.slice(i, i + size)));
-      events.push(...parser.end());
-      assert.deepEqual(
-        events,
-        [
-          { event: "started", data: '{"step":"one","checks":2}' },
-          { event: "note", data: "a\nb" },
-          { event: "x", data: "y" },
-        ],
-        `chunks of ${size}`,
-      );
-    }
-  });
-
   it("types the judge's events and drops unknown or malformed ones", () => {
     assert.deepEqual(toJudgeEvent({ event: "check_finished", data: '{"index":1,"code":"tests","status":"failed","elapsed_ms":12.5}' }), {
       type: "check_finished",

@@ -1,58 +1,6 @@
-// Server-sent events parsing for the judge's stream (a POST, so no EventSource): feed text
-// chunks in, get whole events out. Follows the SSE rules that matter here: `event:` and
-// `data:` fields (several data lines join with "\n"), comments (`:`) ignored, a blank line ends
-// an event, and any of \n, \r\n or \r ends a line.
-
-export interface SseEvent {
-  event: string;
-  data: string;
-}
-
-export class SseParser {
-  private buffer = "";
-  private event = "";
-  private data: string[] = [];
-
-  push(chunk: string): SseEvent[] {
-    this.buffer += chunk;
-    const out: SseEvent[] = [];
-    for (;;) {
-      const match = /\r\n|\r|\n/.exec(this.buffer);
-      if (!match) break;
-      // A lone \r at the very end may be the first half of \r\n: wait for more.
-      if (match[0] === "\r" && match.index === this.buffer.length - 1) break;
-      const line = this.buffer.slice(0, match.index);
-      this.buffer = this.buffer.slice(match.index + match[0].length);
-      this.line(line, out);
-    }
-    return out;
-  }
-
-  /** At the end of the stream: an event without its final blank line still counts. */
-  end(): SseEvent[] {
-    const out: SseEvent[] = [];
-    if (this.buffer !== "") this.line(this.buffer, out);
-    this.buffer = "";
-    this.line("", out);
-    return out;
-  }
-
-  private line(line: string, out: SseEvent[]): void {
-    if (line === "") {
-      if (this.data.length > 0) out.push({ event: this.event || "message", data: this.data.join("\n") });
-      this.event = "";
-      this.data = [];
-      return;
-    }
-    if (line.startsWith(":")) return;
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") this.event = value;
-    else if (field === "data") this.data.push(value);
-  }
-}
+// The judge's server-sent events (a POST stream, so no EventSource), typed. The SSE parsing
+// itself is `src/sse.ts`, shared with the job event stream.
+import { readSse, type SseEvent } from "../sse.js";
 
 export type JudgeEvent =
   | { type: "started"; step: string; checks: number }
@@ -97,16 +45,8 @@ export function toJudgeEvent(e: SseEvent): JudgeEvent | null {
 
 /** Reads a judge response body to the end, calling `onEvent` for each event as it arrives. */
 export async function readJudgeStream(body: ReadableStream<Uint8Array>, onEvent: (e: JudgeEvent) => void): Promise<void> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  const parser = new SseParser();
-  for (;;) {
-    const { value, done } = await reader.read();
-    const events = done ? parser.push(decoder.decode()).concat(parser.end()) : parser.push(decoder.decode(value, { stream: true }));
-    for (const e of events) {
-      const j = toJudgeEvent(e);
-      if (j) onEvent(j);
-    }
-    if (done) return;
-  }
+  await readSse(body, (e) => {
+    const j = toJudgeEvent(e);
+    if (j) onEvent(j);
+  });
 }
