@@ -8,6 +8,7 @@ import { CatalogPage } from "./pages/CatalogPage";
 import { HomePage } from "./pages/HomePage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { PlaygroundPage } from "./pages/PlaygroundPage";
+import { ProjectsPage } from "./pages/ProjectsPage";
 import { SessionsPage, SharedTerminalPage } from "./pages/SessionsPage";
 import { Link, Redirect, navigate, usePathname } from "./router";
 
@@ -153,9 +154,13 @@ function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProp
       return <AccountPage user={session.user} onSignedOut={onSignedOut} />;
     case "/playground":
       return <PlaygroundPage />;
+    case "/projects":
+      return <ProjectsPage />;
   }
   const lab = /^\/labs\/([^/]+)\/?$/.exec(pathname);
-  if (lab?.[1]) return <LazyLabWorkspace key={lab[1]} slug={decodeURIComponent(lab[1])} />;
+  if (lab?.[1]) return <LazyPage key={lab[1]} load={loadLabWorkspace} props={{ slug: decodeURIComponent(lab[1]) }} what="the lab workspace" />;
+  const project = /^\/projects\/([^/]+)\/?$/.exec(pathname);
+  if (project?.[1]) return <LazyPage key={project[1]} load={loadProject} props={{ id: decodeURIComponent(project[1]) }} what="the project" />;
   const share = /^\/share\/([^/]+)$/.exec(pathname);
   if (share?.[1]) return <SharedTerminalPage key={share[1]} sessionId={decodeURIComponent(share[1])} />;
   return <NotFoundPage pathname={pathname} />;
@@ -166,14 +171,27 @@ export function afterSignIn(next: string | null): string {
   return next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
 }
 
-/** The lab workspace (editor, terminal: most of the app's code) is its own chunk, loaded on demand. */
-function LazyLabWorkspace({ slug }: { slug: string }) {
-  const [page, setPage] = useState<{ Page: ComponentType<{ slug: string }> } | { error: string } | null>(null);
+// The lab workspace and a project's page (editor, terminal, diffs: most of the app's code) are
+// their own chunks, loaded on demand.
+const loadLabWorkspace = () => import("./pages/LabWorkspacePage").then((m) => m.LabWorkspacePage);
+const loadProject = () => import("./pages/ProjectPage").then((m) => m.ProjectPage);
+
+interface LazyProps<P> {
+  load: () => Promise<ComponentType<P>>;
+  props: P;
+  /** For the error message: "Could not load <what>." */
+  what: string;
+}
+
+/** A page from a lazy chunk: "Loading…" until it is there, an alert if it cannot be loaded. */
+function LazyPage<P extends object>({ load, props, what }: LazyProps<P>) {
+  const [page, setPage] = useState<{ Page: ComponentType<P> } | { error: string } | null>(null);
   useEffect(() => {
-    import("./pages/LabWorkspacePage").then(
-      (m) => setPage({ Page: m.LabWorkspacePage }),
-      () => setPage({ error: "Could not load the lab workspace. Check your connection and reload the page." }),
+    load().then(
+      (Page) => setPage({ Page }),
+      () => setPage({ error: `Could not load ${what}. Check your connection and reload the page.` }),
     );
+    // Once: `load` is one of the constants above, and another page has another key.
   }, []);
   if (page === null) {
     return (
@@ -189,5 +207,5 @@ function LazyLabWorkspace({ slug }: { slug: string }) {
       </p>
     );
   }
-  return <page.Page slug={slug} />;
+  return <page.Page {...props} />;
 }

@@ -20,6 +20,7 @@ function NavLink({ href, current, children }: { href: string; current: boolean; 
 const sections = [
   { href: "/labs", label: "Labs" },
   { href: "/playground", label: "Playground" },
+  { href: "/projects", label: "Projects" },
   { href: "/sessions", label: "Sessions" },
   { href: "/account", label: "Account" },
 ];
