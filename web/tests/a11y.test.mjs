@@ -1,6 +1,7 @@
 // Basic accessibility on every page: each control (button, link, field, select) has an
-// accessible name, and the lab workspace is reachable by keyboard alone (Tab gets to the steps,
-// the file tree, the editor, the terminal, Check and Hint).
+// accessible name, and the lab workspace and a project are reachable by keyboard alone (Tab gets
+// to the steps, the file tree, the editor, the terminal, Check and Hint; on a project to the
+// files, the editor and the job panel's fields).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openPage, uniqueUsername } from "./support/browser.mjs";
@@ -52,6 +53,7 @@ describe("accessibility", () => {
         ["/labs", "All"],
         ["/playground", "Run"],
         ["/sessions", null],
+        ["/projects", "Create project"],
         ["/account", null],
       ]) {
         await page.goto(path);
@@ -59,6 +61,41 @@ describe("accessibility", () => {
         if (ready) await page.getByRole(path === "/" ? "link" : "button", { name: ready, exact: true }).first().waitFor();
         assert.deepEqual(await unnamedControls(page), [], `unnamed controls on ${path}`);
       }
+
+      // A project's page: files, editor and the agent jobs panel, with a job that failed (this
+      // server has no language model), all named and reachable by Tab.
+      const created = await context.request.post("/api/v1/projects", { data: { name: "A11y", template: "python" } });
+      assert.equal(created.status(), 201);
+      const project = (await created.json()).id;
+      await page.goto(`/projects/${project}`);
+      await page.getByRole("heading", { level: 1, name: "A11y" }).waitFor();
+      await page.getByRole("button", { name: "Open main.py" }).click();
+      await page.getByRole("textbox", { name: "Editor: main.py" }).waitFor();
+      await page.getByLabel("Request").fill("Anything");
+      await page.getByRole("button", { name: "Start job" }).click();
+      await page.getByRole("status").filter({ hasText: "Code job failed" }).waitFor({ timeout: 30_000 });
+      await page.getByRole("table", { name: "Jobs of this project" }).getByText("llm_not_configured").waitFor();
+      const progress = page.getByRole("progressbar", { name: "Progress of the code job" });
+      assert.match((await progress.getAttribute("aria-valuenow")) ?? "", /^\d+$/, "the progress bar says its value");
+      assert.deepEqual(await unnamedControls(page), [], "unnamed controls on a project");
+      await page.locator("body").focus();
+      const onProject = new Set();
+      for (let i = 0; i < 80 && onProject.size < 5; i += 1) {
+        await page.keyboard.press("Tab");
+        const where = await page.evaluate(() => {
+          const el = document.activeElement;
+          if (!el) return "";
+          if (el.closest(".cm-editor")) return "editor";
+          if (el.id === "job-kind") return "kind";
+          if (el.id === "job-prompt") return "request";
+          const name = (el.getAttribute("aria-label") ?? el.textContent ?? "").trim();
+          if (/^Open main\.py$/.test(name)) return "files";
+          if (/^Start job$/.test(name)) return "start";
+          return "";
+        });
+        if (where) onProject.add(where);
+      }
+      assert.deepEqual([...onProject].sort(), ["editor", "files", "kind", "request", "start"], "reached by Tab on a project");
 
       await page.goto("/labs/shell-basics");
       await page.getByRole("button", { name: "Check" }).waitFor({ timeout: 60_000 });
