@@ -26,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "labs",
     "jobs",
     "projects",
+    "apps",
     "llm",
 ];
 
@@ -45,6 +46,7 @@ pub struct Config {
     pub labs: LabsConfig,
     pub jobs: JobsConfig,
     pub projects: ProjectsConfig,
+    pub apps: crate::apps::config::AppsConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -371,6 +373,7 @@ impl Default for Config {
             labs: LabsConfig::default(),
             jobs: JobsConfig::default(),
             projects: ProjectsConfig::default(),
+            apps: crate::apps::config::AppsConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -737,6 +740,7 @@ impl Config {
         if jobs.backoff_base_ms == 0 || jobs.backoff_max_seconds == 0 {
             return Err(invalid("jobs.backoff_base_ms", "backoff must be above 0"));
         }
+        self.apps.validate()?;
         self.llm.validate()?;
         Ok(())
     }
@@ -964,6 +968,47 @@ max_files = 1000
 max_file_bytes = 8388608
 max_bytes = 67108864
 max_archive_bytes = 33554432
+
+[apps]
+# Apps one user may have.
+max_per_user = 5
+# Serve apps at {app}-{user}.{domain} (a wildcard DNS name pointing here, never a parent of
+# this site's host) instead of under /user/{user}/app/{app}/ on this site. The separate domain
+# is the safe mode: an app cannot read or set this site's cookies at all, while the path mode
+# only strips them from requests and filters the app's Set-Cookie. Empty: the path mode.
+domain = ""
+# An app with no request for idle_stop_minutes stops (the next request starts it again); one
+# not pinned is deleted after idle_delete_hours.
+idle_stop_minutes = 30
+idle_delete_hours = 24
+# Each running app's sandbox: memory, processes, CPU (1000 = one core), workspace size.
+memory_mb = 256
+pids = 64
+cpu_millicores = 500
+workspace_mb = 64
+# An app's files: how many, and their total bytes.
+max_files = 500
+max_bytes = 8388608
+# How long a new instance has to answer its first HTTP request, and the proxy waits for a
+# response.
+start_timeout_seconds = 20
+response_timeout_seconds = 60
+# Versions kept per app for rollbacks (the live one always); log lines kept per app.
+keep_versions = 5
+log_lines = 1000
+# Instances one server runs at once (beyond, the least recently used stops).
+max_running = 20
+
+# What apps may import beyond the standard library and their own files: installed packages
+# (a requirement naming another is refused, as nothing is downloaded), and modules refused
+# even from the standard library.
+[apps.python]
+packages = ["fastapi", "starlette", "pydantic", "flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "uvicorn", "anyio", "sniffio", "h11", "typing_extensions"]
+forbidden = ["subprocess", "_posixsubprocess", "ctypes", "multiprocessing", "pty"]
+
+[apps.node]
+packages = ["express"]
+forbidden = ["child_process", "cluster", "worker_threads", "vm"]
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod apps;
 pub mod auth;
 pub mod config;
 pub mod domain;

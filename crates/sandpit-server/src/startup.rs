@@ -169,8 +169,21 @@ impl App {
             config.projects.clone(),
             sessions.clone(),
         ));
+        let apps = Arc::new(crate::apps::Apps::new(
+            config.apps.clone(),
+            crate::apps::AppsDeps {
+                store: store.clone(),
+                queue: queue.clone(),
+                sandboxes: sandboxes.clone(),
+                sessions: sessions.clone(),
+                projects: projects.clone(),
+                public_url: public_url.clone().into(),
+                max_attempts: config.jobs.max_attempts,
+            },
+        ));
         let state = AppState {
             queue,
+            apps,
             projects,
             llm,
             labs,
@@ -274,6 +287,7 @@ impl App {
         // Jobs still running after the grace period are stopped; their leases expire and they
         // run again (here after a restart, or on another server).
         workers.stop(grace).await;
+        self.state.apps.shutdown().await;
         self.state.sessions.shutdown().await;
         self.state.runs.shutdown().await;
         self.state.store.close().await;
@@ -282,8 +296,8 @@ impl App {
     }
 }
 
-/// Periodic upkeep: forget idle rate-limit buckets, delete long-dead credentials and long
-/// finished jobs.
+/// Periodic upkeep: forget idle rate-limit buckets, stop idle apps and delete long idle ones,
+/// delete long-dead credentials and long finished jobs.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut minutes = 0u64;
@@ -291,6 +305,10 @@ async fn housekeeping(state: AppState) {
         tick.tick().await;
         state.limits.prune();
         state.labs.prune();
+        state
+            .apps
+            .sweep(std::time::Instant::now(), chrono::Utc::now())
+            .await;
         if minutes.is_multiple_of(60) {
             let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
             match state.store.purge_credentials(cutoff).await {

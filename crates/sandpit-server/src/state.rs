@@ -36,6 +36,8 @@ pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub runs: Arc<Runs>,
     pub projects: Arc<crate::projects::Projects>,
+    /// Deployed apps: their deploys, running instances and the proxy's routing.
+    pub apps: Arc<crate::apps::Apps>,
     /// The durable job queue (its workers run from `App::run_until`).
     pub queue: sandpit_jobs::Queue,
     pub sessions: Arc<Sessions>,

@@ -81,6 +81,8 @@ pub struct AppVersion {
     pub error: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// How to run it, as its deploy found (set when it went live).
+    pub launch: Option<serde_json::Value>,
 }
 
 /// The [`crate::StoreError::Conflict`] constraint of [`AppStore::create_app`] when the user
@@ -118,12 +120,13 @@ pub trait AppStore: Send + Sync {
     async fn app_versions(&self, app_id: Uuid) -> Result<Vec<AppVersion>>;
     async fn app_version(&self, app_id: Uuid, version: i64) -> Result<Option<AppVersion>>;
     async fn app_bundle(&self, app_id: Uuid, version: i64) -> Result<Option<Vec<u8>>>;
-    /// Makes `version` live (and the live one before it `superseded`) in one transaction.
-    /// False when the version is gone (the app was deleted meanwhile).
+    /// Makes `version` live (and the live one before it `superseded`) in one transaction,
+    /// recording how it runs. False when the version is gone (the app was deleted meanwhile).
     async fn make_app_version_live(
         &self,
         app_id: Uuid,
         version: i64,
+        launch: serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<bool>;
     /// Ends a version that never went live: `failed` (with the error) or `cancelled`.
@@ -146,7 +149,8 @@ macro_rules! app_cols {
 
 macro_rules! app_version_cols {
     () => {
-        "app_id, version, files, bytes, source, state, job_id, error, created_at, finished_at"
+        "app_id, version, files, bytes, source, state, job_id, error, created_at, finished_at, \
+         launch"
     };
 }
 
@@ -191,6 +195,7 @@ pub(crate) fn app_version_at(row: &impl crate::jobs::Columns) -> Result<AppVersi
         error: row.opt_json(7)?,
         created_at: row.time(8, "app_versions.created_at")?,
         finished_at: row.opt_time(9, "app_versions.finished_at")?,
+        launch: row.opt_json(10)?,
     })
 }
 
@@ -448,6 +453,7 @@ macro_rules! app_store_impl {
                     error: None,
                     created_at: at,
                     finished_at: None,
+                    launch: None,
                 })
             }
 
@@ -519,6 +525,7 @@ macro_rules! app_store_impl {
                 &self,
                 app_id: uuid::Uuid,
                 version: i64,
+                launch: serde_json::Value,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<bool> {
                 let at = micros(at);
@@ -531,12 +538,13 @@ macro_rules! app_store_impl {
                     .await
                     .map_err(map_err)?;
                 let this = sqlx::query(
-                    "UPDATE app_versions SET state = 'live', error = NULL, \
+                    "UPDATE app_versions SET state = 'live', error = NULL, launch = $4, \
                      finished_at = COALESCE(finished_at, $3) WHERE app_id = $1 AND version = $2",
                 )
                 .bind(id_arg(app_id))
                 .bind(version)
                 .bind(ts_arg(at))
+                .bind(sqlx::types::Json(launch))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;

@@ -17,6 +17,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use sandpit_store::{
     APPS_PER_USER, AppPatch, NewApp, NewAppVersion, NewUser, Role, Store, StoreError,
 };
+use serde_json::json;
 use uuid::Uuid;
 
 fn now() -> DateTime<Utc> {
@@ -156,11 +157,18 @@ async fn versions_go_live_supersede_and_are_bounded(store: Arc<dyn Store>) {
     assert_eq!((v1.version, v1.state.as_str()), (1, "pending"));
     let job = Uuid::now_v7();
     store.set_app_version_job(app.id, 1, job).await.unwrap();
-    assert!(store.make_app_version_live(app.id, 1, now()).await.unwrap());
+    assert!(
+        store
+            .make_app_version_live(app.id, 1, json!({"interface": "asgi3"}), now())
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.app(app.id).await.unwrap().unwrap().live_version,
         Some(1)
     );
+    let live = store.app_version(app.id, 1).await.unwrap().unwrap();
+    assert_eq!(live.launch, Some(json!({"interface": "asgi3"})));
     assert_eq!(store.running_apps().await.unwrap().len(), 1);
 
     let v2 = store
@@ -190,7 +198,12 @@ async fn versions_go_live_supersede_and_are_bounded(store: Arc<dyn Store>) {
         .add_app_version(version(app.id, "three"), 3)
         .await
         .unwrap();
-    assert!(store.make_app_version_live(app.id, 3, now()).await.unwrap());
+    assert!(
+        store
+            .make_app_version_live(app.id, 3, json!({}), now())
+            .await
+            .unwrap()
+    );
     let states: Vec<_> = store
         .app_versions(app.id)
         .await
@@ -224,7 +237,12 @@ async fn versions_go_live_supersede_and_are_bounded(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(kept, [4, 3, 2]);
     assert!(store.app_bundle(app.id, 1).await.unwrap().is_none());
-    assert!(!store.make_app_version_live(app.id, 1, now()).await.unwrap());
+    assert!(
+        !store
+            .make_app_version_live(app.id, 1, json!({"interface": "asgi3"}), now())
+            .await
+            .unwrap()
+    );
     match store.add_app_version(version(Uuid::now_v7(), "x"), 3).await {
         Err(StoreError::NotFound) => {}
         other => panic!("{other:?}"),

@@ -84,6 +84,18 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
+/// The caller a request's bearer token or session cookie names, outside the API's
+/// middleware (the app proxy checks private apps with it).
+pub async fn principal_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<Principal>>, ApiError> {
+    match presented(headers, &state.config.auth.cookie_name).and_then(|(v, _)| token::parse(v)) {
+        Some(hash) => resolve(state, &hash).await,
+        None => Ok(None),
+    }
+}
+
 async fn resolve(state: &AppState, hash: &[u8; 32]) -> Result<Option<Arc<Principal>>, ApiError> {
     if let Some(principal) = state.auth_cache.get(hash) {
         return Ok(Some(principal));

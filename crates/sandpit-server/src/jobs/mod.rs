@@ -43,5 +43,10 @@ pub fn start_workers(state: &AppState) -> Workers {
             }),
         );
     }
+    #[cfg(feature = "apps")]
+    handlers.insert(
+        crate::apps::deploy::KIND.into(),
+        Arc::new(crate::apps::deploy::DeployJob(state.apps.clone())),
+    );
     Workers::start(&state.queue, handlers, worker_config(&state.config.jobs))
 }

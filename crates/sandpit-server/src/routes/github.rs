@@ -28,7 +28,7 @@ use crate::domain::{Email, Username};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, Query};
 use crate::state::AppState;
 
-const STATE_COOKIE: &str = "sandpit_oauth_state";
+pub const STATE_COOKIE: &str = "sandpit_oauth_state";
 const STATE_COOKIE_PATH: &str = "/api/v1/auth/github";
 const PROVIDER: &str = "github";
 

@@ -4,7 +4,7 @@
 mod attempts;
 mod auth;
 mod files;
-mod github;
+pub mod github;
 mod hints;
 mod labs;
 pub mod openapi;
@@ -58,7 +58,12 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(hints::router())
         .merge(crate::jobs::routes::router())
         .merge(crate::projects::routes::router(state))
-        .merge(crate::agents::routes::router())
+        .merge(crate::agents::routes::router());
+    // Deployed apps are served only with the `apps` feature until their authorization-matrix
+    // and fuzzing fixtures are in (issue 13).
+    #[cfg(feature = "apps")]
+    let api = api.merge(crate::apps::routes::router(state));
+    let api = api
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -139,13 +144,22 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let (documented, openapi) = documented(&state);
     let openapi = Arc::new(openapi);
-    documented
+    #[cfg(feature = "apps")]
+    let documented = documented.merge(crate::apps::proxy::router());
+    let router = documented
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(web::spa)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(openapi))
-        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track));
+    // Requests for an app's own host never reach the platform's routes.
+    #[cfg(feature = "apps")]
+    let router = router.layer(from_fn_with_state(
+        state.clone(),
+        crate::apps::proxy::host_mode,
+    ));
+    router
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
         .layer(cors(&state))
         .layer(CatchPanicLayer::custom(panic_response))

@@ -7,6 +7,8 @@
 )]
 
 mod agents;
+#[cfg(feature = "apps")]
+mod apps;
 mod auth;
 mod authz;
 mod bad_input;

@@ -39,6 +39,8 @@ CREATE TABLE app_versions (
     state       text NOT NULL,
     job_id      uuid,
     error       jsonb,
+    -- How to run it, found by its deploy: {"interface": "asgi3"} (set when it goes live).
+    launch      jsonb,
     created_at  timestamptz NOT NULL,
     finished_at timestamptz,
     PRIMARY KEY (app_id, version)

@@ -39,6 +39,8 @@ CREATE TABLE app_versions (
     state       TEXT NOT NULL,
     job_id      TEXT,
     error       TEXT,
+    -- How to run it, found by its deploy: {"interface": "asgi3"} (set when it goes live).
+    launch      TEXT,
     created_at  TEXT NOT NULL,
     finished_at TEXT,
     PRIMARY KEY (app_id, version)
