@@ -212,25 +212,8 @@ macro_rules! app_store_impl {
             ) -> $crate::Result<$crate::apps::App> {
                 let at = micros(new.created_at);
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                // Locks the user's row, so two creations cannot both pass the cap.
-                let user = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                    .bind(id_arg(new.user_id))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if user.rows_affected() == 0 {
-                    return Err($crate::StoreError::NotFound);
-                }
-                let count = sqlx::query("SELECT COUNT(*) FROM apps WHERE user_id = $1")
-                    .bind(id_arg(new.user_id))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if $crate::jobs::Columns::int(&count, 0)? >= i64::from(max_per_user) {
-                    return Err($crate::StoreError::Conflict {
-                        constraint: $crate::apps::APPS_PER_USER,
-                    });
-                }
+                under_user_cap!(tx, new.user_id, "apps", max_per_user,
+                    $crate::apps::APPS_PER_USER);
                 sqlx::query(
                     "INSERT INTO apps (id, user_id, name, runtime, entry, public, pinned, env, \
                      secrets, desired, live_version, last_request_at, created_at, updated_at) \

@@ -198,6 +198,36 @@ pub(crate) fn below(dir: &str) -> (String, String) {
     (format!("{dir}/"), format!("{dir}0"))
 }
 
+/// In a creation's transaction: locks the user's row (so two creations cannot both pass the
+/// cap), then refuses with `$constraint` when the user already has `$max` rows in `$table`.
+/// Expanded inside the engine macros, in their terms (`id_arg`, `map_err`).
+macro_rules! under_user_cap {
+    ($tx:ident, $user:expr, $table:literal, $max:expr, $constraint:expr) => {
+        let user = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+            .bind(id_arg($user))
+            .execute(&mut *$tx)
+            .await
+            .map_err(map_err)?;
+        if user.rows_affected() == 0 {
+            return Err($crate::StoreError::NotFound);
+        }
+        let count = sqlx::query(concat!(
+            "SELECT COUNT(*) FROM ",
+            $table,
+            " WHERE user_id = $1"
+        ))
+        .bind(id_arg($user))
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(map_err)?;
+        if $crate::jobs::Columns::int(&count, 0)? >= i64::from($max) {
+            return Err($crate::StoreError::Conflict {
+                constraint: $constraint,
+            });
+        }
+    };
+}
+
 macro_rules! project_cols {
     () => {
         "p.id, p.user_id, p.name, p.description, p.template, p.created_at, p.updated_at, \
@@ -417,25 +447,8 @@ macro_rules! project_store_impl {
             ) -> $crate::Result<$crate::projects::Project> {
                 let at = micros(new.created_at);
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                // Locks the user's row, so two creations cannot both pass the cap.
-                let user = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                    .bind(id_arg(new.user_id))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if user.rows_affected() == 0 {
-                    return Err($crate::StoreError::NotFound);
-                }
-                let count = sqlx::query("SELECT COUNT(*) FROM projects WHERE user_id = $1")
-                    .bind(id_arg(new.user_id))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if $crate::jobs::Columns::int(&count, 0)? >= i64::from(max_per_user) {
-                    return Err($crate::StoreError::Conflict {
-                        constraint: $crate::projects::PROJECTS_PER_USER,
-                    });
-                }
+                under_user_cap!(tx, new.user_id, "projects", max_per_user,
+                    $crate::projects::PROJECTS_PER_USER);
                 sqlx::query(
                     "INSERT INTO projects (id, user_id, name, description, template, created_at, \
                      updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
