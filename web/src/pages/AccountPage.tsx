@@ -1,5 +1,5 @@
 // `/account`: who you are, and your personal API tokens (create — shown once —, list, revoke).
-import { LoadStatus } from "../components/LoadStatus";
+import { LoadStatus, useLoad } from "../components/LoadStatus";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, auth, type User } from "../api";
 import { tokenRules, tokens, type ApiToken, type CreatedToken } from "../api/tokens";
@@ -21,25 +21,13 @@ const expiryChoices = [
   { value: "", label: "Never" },
 ];
 
-type Load = { state: "loading" } | { state: "error"; message: string } | { state: "ready"; tokens: ApiToken[] };
 
 export function AccountPage({ user, onSignedOut }: { user: User; onSignedOut: () => void }) {
   usePageTitle("Account");
-  const [load, setLoad] = useState<Load>({ state: "loading" });
   const [reload, setReload] = useState(0);
   const [created, setCreated] = useState<CreatedToken | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-
-  useEffect(() => {
-    const controller = new AbortController();
-    tokens.list(controller.signal).then(
-      ({ tokens: list }) => setLoad({ state: "ready", tokens: list }),
-      (error: unknown) => {
-        if (!controller.signal.aborted) setLoad({ state: "error", message: errorMessage(error) });
-      },
-    );
-    return () => controller.abort();
-  }, [reload]);
+  const [load, setLoad] = useLoad((signal) => tokens.list(signal), [reload], errorMessage);
 
   return (
     <section class="page" aria-labelledby="account-heading">

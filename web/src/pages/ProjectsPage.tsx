@@ -2,7 +2,7 @@
 // template) and deleting one after confirming. Each links to its page, `/projects/<id>`
 // (files, editor and agent jobs: a lazy chunk, see app.tsx).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { LoadStatus, type Load } from "../components/LoadStatus";
+import { LoadStatus, useLoad } from "../components/LoadStatus";
 import { projectRules, projects, templates, type Project, type Template } from "../api/projects";
 import { Link, navigate } from "../router";
 import { formatWhen } from "../time";
@@ -14,20 +14,9 @@ export const projectHref = (id: string) => `/projects/${encodeURIComponent(id)}`
 
 export function ProjectsPage() {
   usePageTitle("Projects");
-  const [load, setLoad] = useState<Load<{ projects: Project[] }>>({ state: "loading" });
   const [reload, setReload] = useState(0);
   const [notice, setNotice] = useState<string | null>(null);
-
-  useEffect(() => {
-    const controller = new AbortController();
-    projects.list(controller.signal).then(
-      ({ projects: list }) => setLoad({ state: "ready", projects: list }),
-      (error: unknown) => {
-        if (!controller.signal.aborted) setLoad({ state: "error", message: errorMessage(error) });
-      },
-    );
-    return () => controller.abort();
-  }, [reload]);
+  const [load, setLoad] = useLoad((signal) => projects.list(signal), [reload], errorMessage);
 
   return (
     <section class="page" aria-labelledby="projects-heading">
