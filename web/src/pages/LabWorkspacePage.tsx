@@ -11,6 +11,7 @@ import { SessionTimer } from "../workspace/SessionTimer";
 import { Splitter } from "../workspace/Splitter";
 import { StepsPanel } from "../workspace/StepsPanel";
 import { Terminal, type TerminalHandle } from "../workspace/Terminal";
+import { Banner } from "../workspace/Banner";
 import "./workspace.css";
 
 type Phase = { kind: "starting" } | { kind: "error"; message: string } | { kind: "ended" } | { kind: "ready" };
@@ -145,14 +146,7 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
           onError={onError}
         />
       </div>
-      {banner ? (
-        <div class="ws-alert ws-banner" role="alert">
-          <span>{banner}</span>
-          <button type="button" class="ws-button" onClick={() => setBanner(null)}>
-            Dismiss
-          </button>
-        </div>
-      ) : null}
+      <Banner message={banner} onDismiss={() => setBanner(null)} />
       <div class="ws-body">
         <div class="ws-left">
           <div class="ws-left__steps">

@@ -11,6 +11,7 @@ import { Link } from "../router";
 import { formatWhen } from "../time";
 import { usePageTitle } from "../usePageTitle";
 import { Editor } from "../workspace/Editor";
+import { Banner } from "../workspace/Banner";
 import "./workspace.css";
 import "./project.css";
 
@@ -85,14 +86,7 @@ export function ProjectPage({ id }: { id: string }) {
           Download .tar.gz
         </a>
       </div>
-      {banner ? (
-        <div class="ws-alert ws-banner" role="alert">
-          <span>{banner}</span>
-          <button type="button" class="ws-button" onClick={() => setBanner(null)}>
-            Dismiss
-          </button>
-        </div>
-      ) : null}
+      <Banner message={banner} onDismiss={() => setBanner(null)} />
       <div class="project__body">
         <div class="project__files">
           <Editor files={files} refreshKey={refreshKey} onError={onError} />
