@@ -60,6 +60,8 @@ def server_env(data_dir: str) -> dict:
             "SANDPIT_RUNS__MAX_LIMITS__CPU_MS": "2000",
             # The fixtures' sessions and the ones the fuzzer makes.
             "SANDPIT_SESSIONS__MAX_PER_USER": "8",
+            # Fuzzed deploys of apps that never listen give up soon.
+            "SANDPIT_APPS__START_TIMEOUT_SECONDS": "5",
         }
     )
     return env
@@ -134,7 +136,7 @@ class Server:
 def fixtures(base: str, token: str) -> dict:
     """Real resources of the fuzzer for the operations that name one (schemathesis.toml):
     sessions (one with a file), a lab session with an attempt, an async run (a job), a spare
-    token, another user, and projects."""
+    token, another user, projects, and a deployed static app."""
     session = call(base, "POST", "/api/v1/sessions", token, {})
     call_raw(base, "PUT", f"/api/v1/sessions/{session['id']}/files/hello.txt", token, b"hi\n")
     doomed = call(base, "POST", "/api/v1/sessions", token, {})
@@ -150,6 +152,9 @@ def fixtures(base: str, token: str) -> dict:
     spare = call(base, "POST", "/api/v1/tokens", token, {"name": "spare"})
     project = call(base, "POST", "/api/v1/projects", token, {"name": "fuzzed", "template": "python"})
     doomed_project = call(base, "POST", "/api/v1/projects", token, {"name": "doomed"})
+    app = call(base, "POST", "/api/v1/apps", token, {"name": "fuzzed", "runtime": "static"})
+    call(base, "POST", f"/api/v1/apps/{app['id']}/deploy", token, {"files": {"index.html": "<p>fuzzed</p>"}})
+    doomed_app = call(base, "POST", "/api/v1/apps", token, {"name": "doomed", "runtime": "static"})
     other = call(
         base,
         "POST",
@@ -166,6 +171,8 @@ def fixtures(base: str, token: str) -> dict:
         "SANDPIT_FUZZ_OTHER_USER": other["user"]["id"],
         "SANDPIT_FUZZ_PROJECT": project["id"],
         "SANDPIT_FUZZ_DOOMED_PROJECT": doomed_project["id"],
+        "SANDPIT_FUZZ_APP": app["id"],
+        "SANDPIT_FUZZ_DOOMED_APP": doomed_app["id"],
     }
 
 

@@ -305,8 +305,6 @@ async fn housekeeping(state: AppState) {
         tick.tick().await;
         state.limits.prune();
         state.labs.prune();
-        // Without the feature no app is served, so none can be idle.
-        #[cfg(feature = "apps")]
         state
             .apps
             .sweep(std::time::Instant::now(), chrono::Utc::now())

@@ -284,7 +284,7 @@ async fn app_versions(
 #[utoipa::path(post, path = "/api/v1/apps/{id}/rollback", tag = "apps",
     security(("session_cookie" = []), ("bearer" = [])),
     params(("id" = Uuid, Path)),
-    request_body(content = Option<RollbackRequest>),
+    request_body = RollbackRequest,
     responses(
         (status = 202, body = Deployment),
         (status = 404, body = ErrorEnvelope),

@@ -43,7 +43,6 @@ pub fn start_workers(state: &AppState) -> Workers {
             }),
         );
     }
-    #[cfg(feature = "apps")]
     handlers.insert(
         crate::apps::deploy::KIND.into(),
         Arc::new(crate::apps::deploy::DeployJob(state.apps.clone())),

@@ -59,9 +59,6 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(crate::jobs::routes::router())
         .merge(crate::projects::routes::router(state))
         .merge(crate::agents::routes::router());
-    // Deployed apps are served only with the `apps` feature until their authorization-matrix
-    // and fuzzing fixtures are in (issue 13).
-    #[cfg(feature = "apps")]
     let api = api.merge(crate::apps::routes::router(state));
     let api = api
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
@@ -144,7 +141,6 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let (documented, openapi) = documented(&state);
     let openapi = Arc::new(openapi);
-    #[cfg(feature = "apps")]
     let documented = documented.merge(crate::apps::proxy::router());
     let router = documented
         .route("/api", any(api_not_found))
@@ -154,7 +150,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(openapi))
         .layer(from_fn_with_state(state.clone(), crate::metrics::track));
     // Requests for an app's own host never reach the platform's routes.
-    #[cfg(feature = "apps")]
     let router = router.layer(from_fn_with_state(
         state.clone(),
         crate::apps::proxy::host_mode,

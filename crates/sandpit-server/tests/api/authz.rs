@@ -63,6 +63,13 @@ const NOT_SUCCESS: &[(&str, Whom, u16, &str, &str)] = &[
         "not_found",
         "the others have no live session of the lab (the slug is nobody's thing)",
     ),
+    (
+        "POST /api/v1/apps/{id}/rollback",
+        Whom::Owner,
+        409,
+        "version_pending",
+        "the owner's deploy (called just before it) may still be deploying: one at a time",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +268,9 @@ struct Fixtures {
     project: String,
     doomed_project: String,
     saved_project: String,
+    /// The owner's app with two versions deployed (the second live), and one its DELETE ends.
+    app_id: String,
+    doomed_app: String,
     /// In `session` (and written over with the same bytes by the owner's PUT).
     file_content: String,
     archive: Vec<u8>,
@@ -274,6 +284,8 @@ const NEW_DIR: &str = "made-by-the-matrix";
 /// What the owner's `POST /projects/{id}/files/{path}?op=move` moves, and where.
 const MOVABLE: &str = "movable.txt";
 const MOVED: &str = "moved.txt";
+/// What the owner's static apps serve.
+const STATIC_PAGE: &str = "<!doctype html><title>matrix</title><p>served by the matrix</p>\n";
 
 /// A resolved call: the URL path with its query, and whether it names one of the owner's
 /// things.
@@ -319,6 +331,8 @@ impl Fixtures {
             ("the owner's project id", &self.project),
             ("the owner's doomed project id", &self.doomed_project),
             ("the owner's saved project id", &self.saved_project),
+            ("the owner's app id", &self.app_id),
+            ("the owner's doomed app id", &self.doomed_app),
             ("the owner's sign-in token", &self.owner.token),
             ("the owner's user id", &self.owner.id),
             ("the owner's file content", &self.file_content),
@@ -360,6 +374,8 @@ impl Fixtures {
             {
                 (MOVABLE.to_owned(), true)
             }
+            ("apps", "id") if doomed => (self.doomed_app.clone(), true),
+            ("apps", "id") => (self.app_id.clone(), true),
             ("tokens", "id") if doomed => (self.doomed_token.clone(), true),
             ("tokens", "id") => (self.token.clone(), true),
             ("runs", "id") => {
@@ -498,6 +514,14 @@ impl Fixtures {
                 "SaveProject" => json!({"session_id": self.session}),
                 // No model is configured: it fails at once, changing nothing of the owner's.
                 "CreateAgentJob" => json!({"kind": "research", "input": {"prompt": "matrix"}}),
+                "CreateApp" => {
+                    let n = self.signups.get() + 1;
+                    self.signups.set(n);
+                    json!({"name": format!("matrix-{n}"), "runtime": "static"})
+                }
+                "UpdateApp" => json!({"pinned": true}),
+                "DeployRequest" => json!({"files": {"index.html": STATIC_PAGE}}),
+                "RollbackRequest" => json!({}),
                 other => return Err(missing(op, format!("a JSON body of schema `{other}`"))),
             };
             return Ok(Some(Payload::Json(body)));
@@ -796,6 +820,9 @@ struct Snapshot {
     content: Value,
     projects: Value,
     project_files: Value,
+    /// What an owner set on their apps, and their versions (not the deploys' progress, which
+    /// moves on its own while the matrix runs).
+    apps: Vec<Value>,
 }
 
 async fn snapshot(caller: &Caller<'_>, fx: &Fixtures, cookies: &[&str]) -> Snapshot {
@@ -853,7 +880,36 @@ async fn snapshot(caller: &Caller<'_>, fx: &Fixtures, cookies: &[&str]) -> Snaps
             .get(&format!("/api/v1/projects/{}/files", fx.project), owner)
             .await
             .body,
+        apps: apps_snapshot(app, owner).await,
     }
+}
+
+async fn apps_snapshot(app: &TestApp, owner: Option<&str>) -> Vec<Value> {
+    let list = app.get("/api/v1/apps", owner).await;
+    assert_eq!(list.status, StatusCode::OK, "apps: {}", list.body);
+    let mut apps = Vec::new();
+    for a in list.body["apps"].as_array().unwrap() {
+        let id = a["id"].as_str().unwrap();
+        let versions = app.get(&format!("/api/v1/apps/{id}/versions"), owner).await;
+        assert_eq!(
+            versions.status,
+            StatusCode::OK,
+            "versions: {}",
+            versions.body
+        );
+        let versions: Vec<Value> = versions.body["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| json!([v["version"], v["source"]]))
+            .collect();
+        apps.push(json!({
+            "id": id,
+            "settings": [a["name"], a["entry"], a["public"], a["pinned"], a["env"], a["secrets"], a["desired"]],
+            "versions": versions,
+        }));
+    }
+    apps
 }
 
 fn tar_gz(name: &str, data: &[u8]) -> Vec<u8> {
@@ -1024,6 +1080,48 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         projects.push(project);
     }
     let [project, doomed_project, saved_project] = <[String; 3]>::try_from(projects).unwrap();
+    let mut apps = Vec::new();
+    for name in ["owners-app", "doomed-app"] {
+        apps.push(id_of(
+            &app.post(
+                "/api/v1/apps",
+                t,
+                json!({"name": name, "runtime": "static"}),
+            )
+            .await,
+            StatusCode::CREATED,
+            name,
+            "/id",
+        ));
+    }
+    let [app_id, doomed_app] = <[String; 2]>::try_from(apps).unwrap();
+    // Two versions, so a rollback has one to go back to; each finished before the next.
+    for n in 1..=2 {
+        let job = id_of(
+            &app.post(
+                &format!("/api/v1/apps/{app_id}/deploy"),
+                t,
+                json!({"files": {"index.html": format!("{STATIC_PAGE}<p>version {n}</p>")}}),
+            )
+            .await,
+            StatusCode::ACCEPTED,
+            "app deploy",
+            "/job_id",
+        );
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let j = app.get(&format!("/api/v1/jobs/{job}"), t).await;
+            if j.body["state"] == "completed" {
+                break;
+            }
+            assert!(
+                j.body["state"] != "failed" && std::time::Instant::now() < deadline,
+                "the owner's app deploy: {}",
+                j.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let share = id_of(
         &app.post(&format!("/api/v1/sessions/{session}/share"), t, json!({}))
             .await,
@@ -1050,6 +1148,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         project,
         doomed_project,
         saved_project,
+        app_id,
+        doomed_app,
         file_content,
         archive: tar_gz("uploaded.txt", b"unpacked by the matrix\n"),
         signups: Cell::new(0),

@@ -7,7 +7,6 @@
 )]
 
 mod agents;
-#[cfg(feature = "apps")]
 mod apps;
 mod auth;
 mod authz;
