@@ -30,5 +30,5 @@ pub use pool::{Lease, Pool};
 pub use protocol::{ExitInfo, LimitKind, OUTPUT_WINDOW, Stream};
 pub use spec::{
     NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits, SandboxSpec, StdioMode,
-    WorkspacePath, WorkspaceSpec,
+    Volume, VolumeTarget, WorkspacePath, WorkspaceSpec,
 };

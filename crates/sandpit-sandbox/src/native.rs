@@ -329,6 +329,7 @@ impl NativeBackend {
             gid: uid.uid,
             seccomp: self.config.seccomp,
             workspace_device,
+            volumes: spec.volumes.clone(),
         };
         let stream =
             tokio::net::UnixStream::from_std(ours).map_err(|e| fail(&cgroup, io("socket", e)))?;

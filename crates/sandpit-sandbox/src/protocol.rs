@@ -38,6 +38,9 @@ pub struct AgentSetup {
     /// place of a tmpfs and handed to the sandbox user. `None`: a fresh tmpfs.
     #[serde(default)]
     pub workspace_device: Option<PathBuf>,
+    /// Host directories bound into the box (see [`crate::spec::Volume`]).
+    #[serde(default)]
+    pub volumes: Vec<crate::spec::Volume>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,6 +24,66 @@ pub struct SandboxSpec {
     /// Where the workspace lives.
     #[serde(default)]
     pub workspace: WorkspaceSpec,
+    /// Host directories shared into the box (a user's database directory).
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+}
+
+/// A host directory the sandbox sees at `target`, bound as it is (what the box writes there
+/// stays), without set-uid files, device files or executables. Several sandboxes may share
+/// one; what it holds is the sandboxed code's to write, so the host must treat it as
+/// untrusted (open nothing in it that a link could redirect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// An absolute directory on the host.
+    pub source: PathBuf,
+    pub target: VolumeTarget,
+    pub read_only: bool,
+}
+
+/// Where a [`Volume`] appears: `/data`, `/mnt/<name>` or `/run/<name>` (names of `a-z`, `0-9`,
+/// `-` and `_`), so it can never cover a system directory, the workspace or `/tmp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VolumeTarget(String);
+
+impl VolumeTarget {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        };
+        let ok = raw == "/data"
+            || ["/mnt/", "/run/"]
+                .iter()
+                .any(|p| raw.strip_prefix(p).is_some_and(name_ok));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "a volume goes at /data, /mnt/<name> or /run/<name>, not {raw:?}"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for VolumeTarget {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<VolumeTarget> for String {
+    fn from(t: VolumeTarget) -> String {
+        t.0
+    }
 }
 
 /// The storage of a sandbox's `/workspace`.
@@ -103,6 +163,7 @@ impl SandboxSpec {
             network: NetworkPolicy::Loopback,
             hostname: "sandpit".into(),
             workspace: WorkspaceSpec::Ephemeral,
+            volumes: Vec::new(),
         }
     }
 }

@@ -23,7 +23,8 @@ use sandpit_sandbox::protocol::{EntryKind, FileError};
 use sandpit_sandbox::spec::SpecError;
 use sandpit_sandbox::{
     Backend, BackendReport, NativeBackend, Output, Pool, Process, ProcessEvent, ProcessSpec,
-    Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream, WorkspaceSpec,
+    Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode, Stream, Volume, VolumeTarget,
+    WorkspaceSpec,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -972,6 +973,85 @@ fn host_mounts_mentioning(needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .map(str::to_owned)
         .collect()
+}
+
+#[tokio::test]
+async fn a_volume_is_shared_by_sandboxes_and_read_only_where_asked() {
+    let host = Host::with(61000..61100, small()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("db");
+    std::fs::create_dir(&shared).unwrap();
+    // Each sandbox has its own uid: the directory is theirs to share.
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let with = |read_only| SandboxSpec {
+        volumes: vec![Volume {
+            source: shared.clone(),
+            target: VolumeTarget::parse("/data").unwrap(),
+            read_only,
+        }],
+        ..SandboxSpec::new(small())
+    };
+    let writer = host.backend.create(&with(false)).await.unwrap();
+    let reader = host.backend.create(&with(true)).await.unwrap();
+    sh_ok(writer.as_ref(), "echo written inside > /data/note").await;
+    assert_eq!(
+        std::fs::read_to_string(shared.join("note")).unwrap(),
+        "written inside\n"
+    );
+    assert_eq!(
+        sh_ok(reader.as_ref(), "cat /data/note").await,
+        "written inside\n"
+    );
+    let refused = run(reader.as_ref(), &["/bin/sh", "-c", "echo x > /data/other"]).await;
+    assert_ne!(refused.exit.code, Some(0), "{}", describe(&refused));
+    assert!(!shared.join("other").exists());
+    // Nothing in it runs: a program written there is refused at exec.
+    let exec = run(
+        writer.as_ref(),
+        &[
+            "/bin/sh",
+            "-c",
+            "cp /bin/true /data/t && chmod +x /data/t && /data/t",
+        ],
+    )
+    .await;
+    assert_ne!(exec.exit.code, Some(0), "{}", describe(&exec));
+    assert!(
+        text(&exec.stderr).contains("ermission denied"),
+        "{}",
+        describe(&exec)
+    );
+    // Only the directory is shared: its parent, seen from inside, is the sandbox's root.
+    std::fs::write(dir.path().join("beside-the-volume"), "host only").unwrap();
+    let parent = sh_ok(writer.as_ref(), "ls -a /data/..").await;
+    assert!(parent.contains("workspace"), "{parent}");
+    assert!(!parent.contains("beside-the-volume"), "{parent}");
+    writer.destroy().await.unwrap();
+    reader.destroy().await.unwrap();
+    assert!(shared.join("note").exists(), "what was written stays");
+}
+
+#[test]
+fn a_volume_never_covers_a_system_directory() {
+    for ok in ["/data", "/mnt/db", "/run/postgresql"] {
+        assert!(VolumeTarget::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "/",
+        "/usr",
+        "/etc",
+        "/workspace",
+        "/tmp",
+        "/data/x",
+        "/mnt",
+        "/mnt/",
+        "/mnt/../etc",
+        "/run/a/b",
+        "data",
+        "/mnt/DB",
+    ] {
+        assert!(VolumeTarget::parse(bad).is_err(), "{bad}");
+    }
 }
 
 #[tokio::test]

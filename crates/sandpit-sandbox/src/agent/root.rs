@@ -96,6 +96,40 @@ fn bind_ro(src: &Path, dst: &Path) -> io::Result<()> {
     )
 }
 
+/// Opens a directory itself, not what a link in its place would point to.
+fn open_dir_nofollow(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| io_err("open volume", path, e))
+}
+
+/// Binds a host directory (held open as `dir`) at its target under `root`: writable unless it
+/// is read-only, never with set-uid files, device files or executables.
+fn bind_volume(dir: &fs::File, volume: &crate::spec::Volume, root: &Path) -> io::Result<()> {
+    let through = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let dst = root.join(volume.target.as_str().trim_start_matches('/'));
+    fs::create_dir_all(&dst).map_err(|e| io_err("mkdir", &dst, e))?;
+    do_mount(
+        Some(path_str(&through)?),
+        &dst,
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )?;
+    let mut flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    if volume.read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    do_mount(None, &dst, None, flags, None)
+}
+
 fn path_str(p: &Path) -> io::Result<&str> {
     p.to_str()
         .ok_or_else(|| io_err("path", p, "is not valid UTF-8"))
@@ -260,6 +294,12 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         }
         RootSpec::Host => None,
     };
+    // Volumes too may lie under it; each is held open as the directory it is now.
+    let volumes = setup
+        .volumes
+        .iter()
+        .map(|v| Ok((open_dir_nofollow(&v.source)?, v)))
+        .collect::<io::Result<Vec<_>>>()?;
     let root = PathBuf::from(STAGING);
     do_mount(
         Some("tmpfs"),
@@ -344,6 +384,10 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
             Some(device) if path == WORKSPACE_DIR => mount_workspace(device, &dst, setup)?,
             _ => mount_scratch(&dst, &options)?,
         }
+    }
+
+    for (dir, volume) in &volumes {
+        bind_volume(dir, volume, &root)?;
     }
 
     // Enter the new root and drop every reference to the old one.
