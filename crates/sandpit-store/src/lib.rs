@@ -5,9 +5,10 @@
 //! migrations (`migrations/sqlite`, `migrations/postgres`) and pass one shared test suite
 //! (`tests/store.rs`).
 //!
-//! The job queue's part ([`JobStore`]), the projects' ([`ProjectStore`]) and the apps'
-//! ([`AppStore`]), supertraits of [`Store`], are SQL written once for both engines; see
-//! [`jobs`], [`projects`] and [`apps`].
+//! The job queue's part ([`JobStore`]), the projects' ([`ProjectStore`]), the apps'
+//! ([`AppStore`]) and the per-user databases' ([`DatabaseStore`]), supertraits of [`Store`],
+//! are SQL written once for both engines; see [`jobs`], [`projects`], [`apps`] and
+//! [`databases`].
 //!
 //! Conventions every table follows (later tables — sessions, attempts, jobs, apps — too):
 //! - ids are UUIDv7 (time-ordered, so indexes stay append-mostly), `uuid` in PostgreSQL and
@@ -26,6 +27,8 @@ pub mod jobs;
 pub mod projects;
 #[macro_use]
 pub mod apps;
+#[macro_use]
+pub mod databases;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -35,6 +38,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use apps::{APPS_PER_USER, App, AppPatch, AppStore, AppVersion, NewApp, NewAppVersion};
+pub use databases::{DatabaseStore, ONE_PER_USER, UserDatabase};
 pub use error::StoreError;
 pub use jobs::{
     CancelOutcome, JOBS_LIMIT_MAX, Job, JobError, JobEvent, JobEventKind, JobFilter, JobOutcome,
@@ -52,7 +56,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Everything sandpit persists. Implementations must be cheap to clone behind an `Arc`
 /// and safe to share between tasks.
 #[async_trait]
-pub trait Store: JobStore + ProjectStore + AppStore + Send + Sync + 'static {
+pub trait Store:
+    JobStore + ProjectStore + AppStore + DatabaseStore + Send + Sync + 'static
+{
     /// Which engine this is, for logs and the readiness report (`"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
 

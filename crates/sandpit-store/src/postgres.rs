@@ -909,3 +909,4 @@ fn bytes_at(row: &PgRow, i: usize) -> Result<Vec<u8>> {
 project_store_impl!(PgStore, sqlx::Postgres);
 
 app_store_impl!(PgStore, sqlx::Postgres);
+database_store_impl!(PgStore);

@@ -985,3 +985,4 @@ fn bytes_at(row: &SqliteRow, i: usize) -> Result<Vec<u8>> {
 project_store_impl!(SqliteStore, sqlx::Sqlite);
 
 app_store_impl!(SqliteStore, sqlx::Sqlite);
+database_store_impl!(SqliteStore);
