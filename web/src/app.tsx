@@ -156,11 +156,15 @@ function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProp
       return <PlaygroundPage />;
     case "/projects":
       return <ProjectsPage />;
+    case "/apps":
+      return <LazyPage key="apps" load={loadApps} props={{}} what="your apps" />;
   }
   const lab = /^\/labs\/([^/]+)\/?$/.exec(pathname);
   if (lab?.[1]) return <LazyPage key={lab[1]} load={loadLabWorkspace} props={{ slug: decodeURIComponent(lab[1]) }} what="the lab workspace" />;
   const project = /^\/projects\/([^/]+)\/?$/.exec(pathname);
   if (project?.[1]) return <LazyPage key={project[1]} load={loadProject} props={{ id: decodeURIComponent(project[1]) }} what="the project" />;
+  const app = /^\/apps\/([^/]+)\/?$/.exec(pathname);
+  if (app?.[1]) return <LazyPage key={app[1]} load={loadApp} props={{ id: decodeURIComponent(app[1]) }} what="the app" />;
   const share = /^\/share\/([^/]+)$/.exec(pathname);
   if (share?.[1]) return <SharedTerminalPage key={share[1]} sessionId={decodeURIComponent(share[1])} />;
   return <NotFoundPage pathname={pathname} />;
@@ -172,9 +176,11 @@ export function afterSignIn(next: string | null): string {
 }
 
 // The lab workspace and a project's page (editor, terminal, diffs: most of the app's code) are
-// their own chunks, loaded on demand.
+// their own chunks, loaded on demand; so are the apps pages, which few visits need.
 const loadLabWorkspace = () => import("./pages/LabWorkspacePage").then((m) => m.LabWorkspacePage);
 const loadProject = () => import("./pages/ProjectPage").then((m) => m.ProjectPage);
+const loadApps = () => import("./pages/AppsPage").then((m) => m.AppsPage);
+const loadApp = () => import("./pages/AppPage").then((m) => m.AppPage);
 
 interface LazyProps<P> {
   load: () => Promise<ComponentType<P>>;

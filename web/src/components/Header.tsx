@@ -21,6 +21,7 @@ const sections = [
   { href: "/labs", label: "Labs" },
   { href: "/playground", label: "Playground" },
   { href: "/projects", label: "Projects" },
+  { href: "/apps", label: "Apps" },
   { href: "/sessions", label: "Sessions" },
   { href: "/account", label: "Account" },
 ];
