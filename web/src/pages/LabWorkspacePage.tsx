@@ -2,6 +2,8 @@
 // the session's timer. Loaded lazily (app.tsx) so the rest of the app stays small.
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { labs, sessionFiles, type Attempt, type Lab, type SessionInfo } from "../api/labs";
+import { DeployAsApp } from "../apps/DeployAsApp";
+import { appNameFrom } from "../apps/deploySteps";
 import { navigate } from "../router";
 import { usePageTitle } from "../usePageTitle";
 import { CheckPanel } from "../workspace/CheckPanel";
@@ -138,6 +140,13 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
             {lab.steps.filter((s) => s.passed).length} of {lab.steps.length} steps passed
           </p>
         )}
+        <DeployAsApp
+          class="ws-button"
+          what="this session's saved files"
+          suggestedName={appNameFrom(lab.slug)}
+          paths={async () => (await files.list()).map((f) => f.path)}
+          source={() => ({ session_id: session.id })}
+        />
         <SessionTimer
           session={session}
           onChange={setSession}

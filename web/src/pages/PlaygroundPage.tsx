@@ -2,6 +2,7 @@
 // several files, stdin, args, limits and optional test cases, and see every stage's result.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { runs, statusLabels, type RunRequest, type RunResult, type Runtime, type Stage, type TestResult } from "../api/runs";
+import { DeployAsApp } from "../apps/DeployAsApp";
 import { usePageTitle } from "../usePageTitle";
 import { errorMessage } from "./CatalogPage";
 import "./pages.css";
@@ -204,7 +205,18 @@ export function PlaygroundPage() {
   return (
     <section class="page" aria-labelledby="playground-heading">
       <h1 id="playground-heading">Playground</h1>
-      <p class="page__lead">Run a program in a sandbox: pick a language, write code, give it input, and see what it does.</p>
+      {/* Outside the form below: the dialog has a form of its own, and forms do not nest. The
+          playground keeps no session, so its files go with the deploy request. */}
+      <div class="playground__top">
+        <p class="page__lead">Run a program in a sandbox: pick a language, write code, give it input, and see what it does.</p>
+        <DeployAsApp
+          class="button"
+          what="the playground's files"
+          suggestedName="playground"
+          paths={() => Promise.resolve(files.map((f) => f.name.trim()))}
+          source={() => ({ files: Object.fromEntries(files.map((f) => [f.name.trim(), f.content])) })}
+        />
+      </div>
 
       {loadError !== null && (
         <p role="alert" class="alert">
