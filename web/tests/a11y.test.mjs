@@ -1,7 +1,8 @@
 // Basic accessibility on every page: each control (button, link, field, select) has an
-// accessible name, and the lab workspace and a project are reachable by keyboard alone (Tab gets
-// to the steps, the file tree, the editor, the terminal, Check and Hint; on a project to the
-// files, the editor and the job panel's fields).
+// accessible name, and the lab workspace, a project and an app are reachable by keyboard alone
+// (Tab gets to the steps, the file tree, the editor, the terminal, Check and Hint; on a project
+// to the files, the editor and the job panel's fields; on an app to Stop, the deploy form, the
+// log and the variables).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openPage, uniqueUsername } from "./support/browser.mjs";
@@ -54,6 +55,7 @@ describe("accessibility", () => {
         ["/playground", "Run"],
         ["/sessions", null],
         ["/projects", "Create project"],
+        ["/apps", "Create app"],
         ["/account", null],
       ]) {
         await page.goto(path);
@@ -96,6 +98,41 @@ describe("accessibility", () => {
         if (where) onProject.add(where);
       }
       assert.deepEqual([...onProject].sort(), ["editor", "files", "kind", "request", "start"], "reached by Tab on a project");
+
+      // An app's page after a deploy that failed (fast, and it shows the most: the stepper's
+      // failed stage, the error and its log lines), all named; Tab reaches the deploy form,
+      // Stop, the log and the editors.
+      const app = await context.request.post("/api/v1/apps", { data: { name: "a11y", runtime: "python" } });
+      assert.equal(app.status(), 201);
+      const appId = (await app.json()).id;
+      const deployed = await context.request.post(`/api/v1/apps/${appId}/deploy`, { data: { files: { "main.py": "def broken(:\n" } } });
+      assert.equal(deployed.status(), 202);
+      await page.goto(`/apps/${appId}`);
+      await page.getByRole("heading", { level: 1, name: "a11y" }).waitFor();
+      await page.getByRole("status").filter({ hasText: "Version 1 failed at validating." }).waitFor({ timeout: 30_000 });
+      await page.getByLabel("Deploy from").waitFor();
+      await page.getByRole("button", { name: "Add variable" }).click();
+      await page.getByRole("button", { name: "Add secret" }).click();
+      assert.equal(await page.locator('[aria-current="step"]').count(), 1, "the stepper marks one step");
+      assert.deepEqual(await unnamedControls(page), [], "unnamed controls on an app");
+      await page.locator("body").focus();
+      const onApp = new Set();
+      for (let i = 0; i < 80 && onApp.size < 5; i += 1) {
+        await page.keyboard.press("Tab");
+        const where = await page.evaluate(() => {
+          const el = document.activeElement;
+          if (!el) return "";
+          if (el.id === "deploy-source") return "source";
+          if (el.getAttribute("role") === "log") return "log";
+          if (el.id.startsWith("variables-name-")) return "variable";
+          const name = (el.textContent ?? "").trim();
+          if (name === "Stop app") return "stop";
+          if (name === "Deploy") return "deploy";
+          return "";
+        });
+        if (where) onApp.add(where);
+      }
+      assert.deepEqual([...onApp].sort(), ["deploy", "log", "source", "stop", "variable"], "reached by Tab on an app");
 
       await page.goto("/labs/shell-basics");
       await page.getByRole("button", { name: "Check" }).waitFor({ timeout: 60_000 });

@@ -10,7 +10,8 @@ const dist = path.join(webDir, "dist");
 // gzip bytes of the JS + CSS that index.html loads; raise it deliberately, with a reason.
 const SPA_BUDGET_GZIP = 30 * 1024;
 // gzip bytes of everything the SPA can ever load: the initial page plus its lazy chunks (the lab
-// workspace with CodeMirror and xterm.js, a project's page sharing its editor, language modes).
+// workspace with CodeMirror and xterm.js, a project's page sharing its editor, language modes,
+// the apps pages and the "Deploy as app" dialog).
 // Swagger UI is the docs page's alone.
 const SPA_ALL_BUDGET_GZIP = 600 * 1024;
 
@@ -70,6 +71,8 @@ it("keeps all of the SPA (initial + lazy chunks) within budget and free of Swagg
   console.log(`SPA, all chunks: ${files.length} files = ${(total / 1024).toFixed(1)} kB gzip`);
   assert.ok(files.some((f) => path.basename(f).startsWith("LabWorkspacePage")), "the lazy workspace chunk is reached");
   assert.ok(files.some((f) => path.basename(f).startsWith("ProjectPage")), "the lazy project chunk is reached");
+  assert.ok(files.some((f) => path.basename(f).startsWith("AppPage")), "the lazy app chunk is reached");
+  assert.ok(files.some((f) => path.basename(f).startsWith("DeployDialog")), "the lazy deploy dialog is reached");
   assert.ok(total <= SPA_ALL_BUDGET_GZIP, `the SPA's chunks are ${total} B gzip, budget ${SPA_ALL_BUDGET_GZIP} B`);
   for (const file of files) {
     assert.doesNotMatch(readFileSync(file, "utf8"), /swagger/i, `${path.basename(file)} contains Swagger UI`);
