@@ -27,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "jobs",
     "projects",
     "apps",
+    "user_databases",
     "llm",
 ];
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub projects: ProjectsConfig,
     pub apps: crate::apps::config::AppsConfig,
+    /// Users' own databases (a SQLite file each by default).
+    pub user_databases: crate::databases::config::UserDatabasesConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -374,6 +377,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             projects: ProjectsConfig::default(),
             apps: crate::apps::config::AppsConfig::default(),
+            user_databases: crate::databases::config::UserDatabasesConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -555,6 +559,11 @@ impl Config {
             &self.database.url_file,
         )?;
         resolve_secret("auth.secret", &mut self.auth.secret, &self.auth.secret_file)?;
+        resolve_secret(
+            "user_databases.postgres_url",
+            &mut self.user_databases.postgres_url,
+            &self.user_databases.postgres_url_file,
+        )?;
         resolve_secret(
             "auth.github.client_secret",
             &mut self.auth.github.client_secret,
@@ -741,6 +750,7 @@ impl Config {
             return Err(invalid("jobs.backoff_base_ms", "backoff must be above 0"));
         }
         self.apps.validate()?;
+        self.user_databases.validate()?;
         self.llm.validate()?;
         Ok(())
     }

@@ -169,6 +169,15 @@ impl App {
             config.projects.clone(),
             sessions.clone(),
         ));
+        let databases = Arc::new(
+            crate::databases::Databases::new(
+                config.user_databases.clone(),
+                &config.data_dir,
+                store.clone(),
+                sandboxes.clone(),
+            )
+            .context("user_databases")?,
+        );
         let apps = Arc::new(crate::apps::Apps::new(
             config.apps.clone(),
             crate::apps::AppsDeps {
@@ -178,12 +187,14 @@ impl App {
                 sessions: sessions.clone(),
                 projects: projects.clone(),
                 public_url: public_url.clone().into(),
+                databases: databases.clone(),
                 max_attempts: config.jobs.max_attempts,
             },
         ));
         let state = AppState {
             queue,
             apps,
+            databases,
             projects,
             llm,
             labs,

@@ -38,6 +38,8 @@ pub struct AppState {
     pub projects: Arc<crate::projects::Projects>,
     /// Deployed apps: their deploys, running instances and the proxy's routing.
     pub apps: Arc<crate::apps::Apps>,
+    /// Users' own databases and their viewer.
+    pub databases: Arc<crate::databases::Databases>,
     /// The durable job queue (its workers run from `App::run_until`).
     pub queue: sandpit_jobs::Queue,
     pub sessions: Arc<Sessions>,

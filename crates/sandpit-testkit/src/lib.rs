@@ -60,8 +60,9 @@ pub async fn postgres_url() -> String {
     url.into()
 }
 
-/// The admin URL: `SANDPIT_TEST_PG_URL`, or a server started once for this process.
-async fn admin_url() -> &'static str {
+/// The test PostgreSQL server's own URL (a superuser): `SANDPIT_TEST_PG_URL`, or a server
+/// started once for this process. For tests that make roles and databases of their own.
+pub async fn admin_url() -> &'static str {
     // A process-wide singleton on purpose: one server per test process, shared by its tests.
     static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
     ADMIN_URL
@@ -78,6 +79,12 @@ async fn admin_url() -> &'static str {
 /// directory, then `postgres` on a free port. The server gets SIGKILL when this process
 /// exits (see [`spawn_tied_to_process`]) and a janitor removes its directory then (see
 /// [`remove_after_exit`]); Rust runs no destructors for statics, so nothing else would.
+/// The test servers' client authentication (scripts/pg-test-server writes the same).
+const PG_HBA: &str = "local all postgres trust\n\
+                      host all postgres 127.0.0.1/32 trust\n\
+                      local all all scram-sha-256\n\
+                      host all all 127.0.0.1/32 scram-sha-256\n";
+
 async fn start_throwaway_server() -> String {
     let bindir = postgres_bindir();
     let owner = server_owner();
@@ -114,6 +121,9 @@ async fn start_throwaway_server() -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
+    // Its superuser is trusted; any other role (the per-user databases' tests make some)
+    // signs in with its password, as on a real server.
+    std::fs::write(data.join("pg_hba.conf"), PG_HBA).expect("write pg_hba.conf");
 
     // A port found free can be taken before the server binds it (other test processes are
     // doing the same): then try another.

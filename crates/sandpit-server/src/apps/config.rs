@@ -89,6 +89,7 @@ impl Default for AppsConfig {
                     "sniffio",
                     "h11",
                     "typing_extensions",
+                    "psycopg2",
                 ]),
                 forbidden: strings(&[
                     "subprocess",

@@ -267,8 +267,8 @@ impl DeployJob {
         let files = archive::unpack(&bundle, limits, Others::Skip)
             .map_err(|e| StageError::new("validating", "invalid_files", e.to_string()))?
             .files;
-        let sandbox = apps
-            .sandbox_with(bundle)
+        let (sandbox, database) = apps
+            .sandbox_with(app.user_id, bundle)
             .await
             .map_err(|e| Outcome::Retry(Failure::retryable(e.code(), e.to_string())))?;
         let mut guard = SandboxGuard(Some(sandbox.clone()));
@@ -296,7 +296,7 @@ impl DeployJob {
             ctx.log(&note).await;
         }
         ctx.progress(60, Some("starting")).await;
-        let plan = apps.plan(app, owner, interface.clone());
+        let plan = apps.plan(app, owner, interface.clone(), database);
         let slot = apps.slot(app.id);
         let instance = Instance::launch(
             app.id,

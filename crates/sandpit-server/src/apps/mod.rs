@@ -119,6 +119,8 @@ pub struct Apps {
     sessions: Arc<Sessions>,
     projects: Arc<Projects>,
     public_url: Arc<str>,
+    /// The owners' databases, which their apps' sandboxes are given.
+    databases: Arc<crate::databases::Databases>,
     slots: DashMap<Uuid, Arc<Slot>>,
     /// The proxy's lookups of apps by address, for [`ROUTE_TTL`] (cleared on every change
     /// made here; another server's change shows within the TTL).
@@ -138,6 +140,7 @@ pub struct AppsDeps {
     pub projects: Arc<Projects>,
     /// The platform's public URL, for the links apps' pages show.
     pub public_url: Arc<str>,
+    pub databases: Arc<crate::databases::Databases>,
     /// Attempts per deploy job (`jobs.max_attempts`).
     pub max_attempts: u32,
 }
@@ -159,6 +162,7 @@ impl Apps {
             sessions: deps.sessions,
             projects: deps.projects,
             public_url: deps.public_url,
+            databases: deps.databases,
             slots: DashMap::new(),
             routes: DashMap::new(),
             max_attempts: deps.max_attempts,
@@ -756,8 +760,13 @@ impl Apps {
         }
     }
 
-    /// A new sandbox for an app, holding `bundle`'s files.
-    pub async fn sandbox_with(&self, bundle: Vec<u8>) -> Result<Arc<dyn Sandbox>, ApiError> {
+    /// A new sandbox for an app of `owner_id`'s, holding `bundle`'s files and the owner's
+    /// database (if they have one); returns the variables that point the app at it.
+    pub async fn sandbox_with(
+        &self,
+        owner_id: Uuid,
+        bundle: Vec<u8>,
+    ) -> Result<(Arc<dyn Sandbox>, BTreeMap<String, String>), ApiError> {
         let backend = self.sandboxes.backend().map_err(|why| {
             crate::sessions::sandbox_error(sandpit_sandbox::SandboxError::Unavailable(
                 why.to_string(),
@@ -765,6 +774,19 @@ impl Apps {
         })?;
         let mut spec = SandboxSpec::new(self.config.limits());
         spec.hostname = "app".into();
+        let database_env = match self.databases.for_apps(owner_id).await {
+            Ok(Some(db)) => {
+                spec.volumes.push(db.volume);
+                db.env
+            }
+            Ok(None) => BTreeMap::new(),
+            // The app runs without it rather than not at all; its owner sees why in the
+            // database's page, which reports the same failure.
+            Err(why) => {
+                tracing::warn!(user.id = %owner_id, error = %why, "an app's database");
+                BTreeMap::new()
+            }
+        };
         let sandbox: Arc<dyn Sandbox> = backend
             .create(&spec)
             .await
@@ -779,12 +801,20 @@ impl Apps {
             let _ = sandbox.destroy().await;
             return Err(crate::sessions::sandbox_error(e));
         }
-        Ok(sandbox)
+        Ok((sandbox, database_env))
     }
 
     /// How a version of `app` runs.
-    pub fn plan(&self, app: &App, owner: &str, interface: Option<String>) -> Plan {
-        let mut env = app.env.clone();
+    /// `database`: what [`Self::sandbox_with`] returned (the app's own variables win).
+    pub fn plan(
+        &self,
+        app: &App,
+        owner: &str,
+        interface: Option<String>,
+        database: BTreeMap<String, String>,
+    ) -> Plan {
+        let mut env = database;
+        env.extend(app.env.clone());
         env.extend(app.secrets.clone());
         Plan {
             runtime: Runtime::parse(&app.runtime).unwrap_or(Runtime::Static),
@@ -904,13 +934,16 @@ impl Apps {
                 .and_then(|i| i.as_str())
                 .map(str::to_owned)
         });
-        let sandbox = self.sandbox_with(bundle).await.map_err(internal)?;
+        let (sandbox, database) = self
+            .sandbox_with(app.user_id, bundle)
+            .await
+            .map_err(internal)?;
         slot.logs.push("platform", "woken by a request");
         Instance::launch(
             app.id,
             version,
             sandbox,
-            self.plan(app, &routed.owner, interface),
+            self.plan(app, &routed.owner, interface, database),
             slot.logs.clone(),
             Duration::from_secs(self.config.start_timeout_seconds),
             Duration::from_secs(self.config.response_timeout_seconds),

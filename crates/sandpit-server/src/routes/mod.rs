@@ -59,7 +59,9 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(crate::jobs::routes::router())
         .merge(crate::projects::routes::router(state))
         .merge(crate::agents::routes::router());
-    let api = api.merge(crate::apps::routes::router(state));
+    let api = api
+        .merge(crate::apps::routes::router(state))
+        .merge(crate::databases::routes::router());
     let api = api
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));

@@ -40,6 +40,8 @@ use crate::error::{ErrorEnvelope, Json};
         (name = "labs", description = "Labs, the judge, attempts, progress and hints"),
         (name = "projects", description = "Projects: files kept in the store, opened as sessions, worked on by agent jobs"),
         (name = "jobs", description = "Durable background work (asynchronous runs …): state, events, cancelling"),
+        (name = "apps", description = "Deployed web apps: deploys with stages, status, logs, versions and rollbacks"),
+        (name = "database", description = "The caller's own database (SQLite or PostgreSQL) and its viewer"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

@@ -64,6 +64,34 @@ const NOT_SUCCESS: &[(&str, Whom, u16, &str, &str)] = &[
         "the others have no live session of the lab (the slug is nobody's thing)",
     ),
     (
+        "GET /api/v1/database",
+        Whom::Others,
+        404,
+        "not_found",
+        "the others have no database of their own yet (the owner's is never theirs to see)",
+    ),
+    (
+        "POST /api/v1/database",
+        Whom::Owner,
+        409,
+        "database_exists",
+        "the owner made theirs in the fixtures: one per user",
+    ),
+    (
+        "POST /api/v1/database/query",
+        Whom::Others,
+        422,
+        "validation_failed",
+        "their own (new) databases have no table of the owner's: the statement names one",
+    ),
+    (
+        "POST /api/v1/database/rotate",
+        Whom::Everyone,
+        409,
+        "no_credentials",
+        "the databases here are SQLite files, which have no credentials to rotate",
+    ),
+    (
         "POST /api/v1/apps/{id}/rollback",
         Whom::Owner,
         409,
@@ -271,6 +299,8 @@ struct Fixtures {
     /// The owner's app with two versions deployed (the second live), and one its DELETE ends.
     app_id: String,
     doomed_app: String,
+    /// A row in the owner's database (in `DB_TABLE`).
+    db_content: String,
     /// In `session` (and written over with the same bytes by the owner's PUT).
     file_content: String,
     archive: Vec<u8>,
@@ -284,6 +314,8 @@ const NEW_DIR: &str = "made-by-the-matrix";
 /// What the owner's `POST /projects/{id}/files/{path}?op=move` moves, and where.
 const MOVABLE: &str = "movable.txt";
 const MOVED: &str = "moved.txt";
+/// The table in the owner's database.
+const DB_TABLE: &str = "matrix_notes";
 /// What the owner's static apps serve.
 const STATIC_PAGE: &str = "<!doctype html><title>matrix</title><p>served by the matrix</p>\n";
 
@@ -333,6 +365,7 @@ impl Fixtures {
             ("the owner's saved project id", &self.saved_project),
             ("the owner's app id", &self.app_id),
             ("the owner's doomed app id", &self.doomed_app),
+            ("the owner's database content", &self.db_content),
             ("the owner's sign-in token", &self.owner.token),
             ("the owner's user id", &self.owner.id),
             ("the owner's file content", &self.file_content),
@@ -374,6 +407,8 @@ impl Fixtures {
             {
                 (MOVABLE.to_owned(), true)
             }
+            // The owner's table; in anyone else's database there is none of that name.
+            ("tables", "name") => (DB_TABLE.to_owned(), true),
             ("apps", "id") if doomed => (self.doomed_app.clone(), true),
             ("apps", "id") => (self.app_id.clone(), true),
             ("tokens", "id") if doomed => (self.doomed_token.clone(), true),
@@ -522,6 +557,7 @@ impl Fixtures {
                 "UpdateApp" => json!({"pinned": true}),
                 "DeployRequest" => json!({"files": {"index.html": STATIC_PAGE}}),
                 "RollbackRequest" => json!({}),
+                "QueryRequest" => json!({"sql": format!("SELECT * FROM {DB_TABLE}")}),
                 other => return Err(missing(op, format!("a JSON body of schema `{other}`"))),
             };
             return Ok(Some(Payload::Json(body)));
@@ -823,6 +859,8 @@ struct Snapshot {
     /// What an owner set on their apps, and their versions (not the deploys' progress, which
     /// moves on its own while the matrix runs).
     apps: Vec<Value>,
+    database: Value,
+    database_rows: Value,
 }
 
 async fn snapshot(caller: &Caller<'_>, fx: &Fixtures, cookies: &[&str]) -> Snapshot {
@@ -881,6 +919,11 @@ async fn snapshot(caller: &Caller<'_>, fx: &Fixtures, cookies: &[&str]) -> Snaps
             .await
             .body,
         apps: apps_snapshot(app, owner).await,
+        database: app.get("/api/v1/database", owner).await.body,
+        database_rows: app
+            .get(&format!("/api/v1/database/tables/{DB_TABLE}/rows"), owner)
+            .await
+            .body,
     }
 }
 
@@ -1095,6 +1138,27 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         ));
     }
     let [app_id, doomed_app] = <[String; 2]>::try_from(apps).unwrap();
+    let made = app.post("/api/v1/database", t, json!({})).await;
+    assert_eq!(
+        made.status,
+        StatusCode::CREATED,
+        "fixture database: {}",
+        made.body
+    );
+    let db_content = format!("the owner row {}", uuid::Uuid::new_v4());
+    for sql in [
+        format!("CREATE TABLE {DB_TABLE} (id INTEGER PRIMARY KEY, text TEXT)"),
+        format!("INSERT INTO {DB_TABLE} (text) VALUES ('{db_content}')"),
+    ] {
+        let a = app
+            .post(
+                "/api/v1/database/query",
+                t,
+                json!({"sql": sql, "write": true}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "fixture {sql}: {}", a.body);
+    }
     // Two versions, so a rollback has one to go back to; each finished before the next.
     for n in 1..=2 {
         let job = id_of(
@@ -1150,6 +1214,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         saved_project,
         app_id,
         doomed_app,
+        db_content,
         file_content,
         archive: tar_gz("uploaded.txt", b"unpacked by the matrix\n"),
         signups: Cell::new(0),

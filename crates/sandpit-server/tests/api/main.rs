@@ -11,6 +11,7 @@ mod apps;
 mod auth;
 mod authz;
 mod bad_input;
+mod databases;
 mod files;
 mod github;
 mod helpers;
