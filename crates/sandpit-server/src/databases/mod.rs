@@ -391,6 +391,12 @@ impl Databases {
         };
         let engine = Self::engine_of(&row).map_err(|e| e.to_string())?;
         Ok(Some(match engine {
+            Engine::Sqlite
+                if !std::fs::symlink_metadata(sqlite::dir(&self.root, user_id))
+                    .is_ok_and(|m| m.is_dir()) =>
+            {
+                return Err("the database's directory is missing: delete and make it again".into());
+            }
             Engine::Sqlite => AppDatabase {
                 volume: sqlite::volume(&self.root, user_id),
                 env: BTreeMap::from([

@@ -191,6 +191,8 @@ impl Postgres {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
+                    // Out of descriptors, say: give the others a moment to close.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {

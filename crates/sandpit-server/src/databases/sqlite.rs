@@ -1,7 +1,8 @@
 //! The embedded engine: each user's database is `app.sqlite` in a directory of its own under
 //! `data_dir/user-databases`, bound into their apps' sandboxes at `/data`. What is in that
 //! directory is the apps' to write, so the server never opens it: the viewer (`viewer.py`)
-//! runs in a sandbox of its own with the directory bound the same way.
+//! runs in a sandbox of its own with the directory bound the same way. The file grows only
+//! as far as a sandboxed process may write one (`ProcessLimits`' file size, 16 MiB).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,8 +104,8 @@ pub async fn view(
     process.limits = ProcessLimits {
         wall_ms: Some(config.statement_timeout_ms + 3000),
         cpu_ms: Some(config.statement_timeout_ms + 2000),
-        // A write may grow the file: as far as an app could.
-        file_size_bytes: 64 << 20,
+        // A write may grow the file as far as an app could (their processes have the default
+        // file size limit too), no further.
         output_bytes: Some(16 << 20),
         ..ProcessLimits::default()
     };
