@@ -1013,12 +1013,25 @@ max_running = 20
 # (a requirement naming another is refused, as nothing is downloaded), and modules refused
 # even from the standard library.
 [apps.python]
-packages = ["fastapi", "starlette", "pydantic", "flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "uvicorn", "anyio", "sniffio", "h11", "typing_extensions"]
+packages = ["fastapi", "starlette", "pydantic", "flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "uvicorn", "anyio", "sniffio", "h11", "typing_extensions", "psycopg2"]
 forbidden = ["subprocess", "_posixsubprocess", "ctypes", "multiprocessing", "pty"]
 
 [apps.node]
 packages = ["express"]
 forbidden = ["child_process", "cluster", "worker_threads", "vm"]
+
+[user_databases]
+# Each user may have one database of their own, which their apps get as DATABASE_URL. Empty:
+# a SQLite file each (data_dir/user-databases). Or a PostgreSQL server and an account there
+# that may create roles and databases: each user gets a role and a database of their own.
+# postgres_url = "postgres://sandpit_admin:secret@db.internal:5432/postgres"
+# postgres_url_file = "/run/secrets/user-databases-url"
+# The viewer: rows per page or console answer, longest cell sent, how long a statement runs.
+max_rows = 200
+max_cell_chars = 2000
+statement_timeout_ms = 5000
+# Connections one user's apps may hold to their PostgreSQL database at once.
+max_connections = 10
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).
