@@ -554,6 +554,36 @@ impl Apps {
     }
 
     /// Deploys an earlier version's files again (as a new version, through every stage).
+    /// Deploys each running app of `user`'s again from its live version (its owner's
+    /// database credentials changed: new sandboxes get the new ones, with no downtime).
+    /// Returns the deploy jobs queued; an app that cannot be redeployed now (one is pending)
+    /// keeps running and gets them on its next deploy.
+    pub async fn redeploy_live(&self, user: Uuid) -> Vec<Uuid> {
+        let apps = match self.store.apps_of(user).await {
+            Ok(apps) => apps,
+            Err(e) => {
+                tracing::warn!(user.id = %user, error = %e, "listing apps to redeploy");
+                return Vec::new();
+            }
+        };
+        let mut jobs = Vec::new();
+        for app in apps {
+            let Some(live) = app.live_version.filter(|_| app.desired == "running") else {
+                continue;
+            };
+            let req = RollbackRequest {
+                version: Some(live),
+            };
+            match self.rollback(user, app.id, req).await {
+                Ok(d) => jobs.push(d.job_id),
+                Err(e) => {
+                    tracing::info!(app.id = %app.id, error = %e, "not redeployed now");
+                }
+            }
+        }
+        jobs
+    }
+
     pub async fn rollback(
         &self,
         user: Uuid,

@@ -215,6 +215,7 @@ impl Databases {
         Ok(DatabaseCreated {
             database: self.view_of(&row)?,
             credentials: password.map(|p| Self::credentials(&name, p)),
+            redeploys: Vec::new(),
         })
     }
 
@@ -244,6 +245,7 @@ impl Databases {
         Ok(DatabaseCreated {
             database: self.view_of(&row)?,
             credentials: Some(Self::credentials(&row.name, password)),
+            redeploys: Vec::new(),
         })
     }
 

@@ -59,6 +59,9 @@ pub struct DatabaseCreated {
     pub database: DatabaseView,
     /// PostgreSQL only (a SQLite file has none).
     pub credentials: Option<Credentials>,
+    /// After a rotation: the jobs deploying the caller's running apps again with the new
+    /// credentials (follow them at `/api/v1/jobs/{id}/events`).
+    pub redeploys: Vec<uuid::Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

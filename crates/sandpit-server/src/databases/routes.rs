@@ -73,7 +73,8 @@ async fn delete_database(
 }
 
 /// A new password for the caller's PostgreSQL role, shown once; the old one stops working.
-/// Apps get the new one when they next start (redeploy or restart them).
+/// The caller's running apps are deployed again from their live versions with the new one
+/// (traffic moves when each is healthy); `redeploys` are those deploys' jobs.
 #[utoipa::path(post, path = "/api/v1/database/rotate", tag = "database",
     security(("session_cookie" = []), ("bearer" = [])),
     responses(
@@ -86,7 +87,9 @@ async fn rotate_credentials(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
 ) -> ApiResult<Json<DatabaseCreated>> {
-    Ok(Json(state.databases.rotate(principal.user.id).await?))
+    let mut rotated = state.databases.rotate(principal.user.id).await?;
+    rotated.redeploys = state.apps.redeploy_live(principal.user.id).await;
+    Ok(Json(rotated))
 }
 
 /// The tables and views of the caller's database, with their columns and row counts.

@@ -104,7 +104,11 @@ async fn redeploy(app: &TestApp, token: &str, id: &str) {
         )
         .await;
     assert_eq!(d.status, StatusCode::ACCEPTED, "{}", d.body);
-    let job = d.body["job_id"].as_str().unwrap().to_owned();
+    finished(app, token, d.body["job_id"].as_str().unwrap()).await;
+}
+
+/// Waits for a deploy job to complete.
+async fn finished(app: &TestApp, token: &str, job: &str) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let j = app.get(&format!("/api/v1/jobs/{job}"), Some(token)).await;
@@ -369,12 +373,10 @@ async fn a_postgres_database_is_a_role_of_its_own_with_rotated_credentials() {
     sqlx::PgConnection::connect_with(&with(password))
         .await
         .expect("the new password works");
-    // A redeployed app gets the new one.
-    let id = app.get("/api/v1/apps", Some(&ada)).await.body["apps"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    redeploy(&app, &ada, &id).await;
+    // The running app was deployed again with it, and works on.
+    let jobs = rotated.body["redeploys"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{}", rotated.body);
+    finished(&app, &ada, jobs[0].as_str().unwrap()).await;
     let listed = visit(&app, reqwest::Method::GET, "/user/ada/app/notes/notes").await;
     assert_eq!(listed.body, json!(["first", "second", "from the console"]));
 
