@@ -158,6 +158,8 @@ function Route({ pathname, session, reload, onSignedIn, onSignedOut }: RouteProp
       return <ProjectsPage />;
     case "/apps":
       return <LazyPage key="apps" load={loadApps} props={{}} what="your apps" />;
+    case "/database":
+      return <LazyPage key="database" load={loadDatabase} props={{}} what="the database viewer" />;
   }
   const lab = /^\/labs\/([^/]+)\/?$/.exec(pathname);
   if (lab?.[1]) return <LazyPage key={lab[1]} load={loadLabWorkspace} props={{ slug: decodeURIComponent(lab[1]) }} what="the lab workspace" />;
@@ -176,11 +178,13 @@ export function afterSignIn(next: string | null): string {
 }
 
 // The lab workspace and a project's page (editor, terminal, diffs: most of the app's code) are
-// their own chunks, loaded on demand; so are the apps pages, which few visits need.
+// their own chunks, loaded on demand; so are the apps pages and the database viewer, which few
+// visits need.
 const loadLabWorkspace = () => import("./pages/LabWorkspacePage").then((m) => m.LabWorkspacePage);
 const loadProject = () => import("./pages/ProjectPage").then((m) => m.ProjectPage);
 const loadApps = () => import("./pages/AppsPage").then((m) => m.AppsPage);
 const loadApp = () => import("./pages/AppPage").then((m) => m.AppPage);
+const loadDatabase = () => import("./pages/DatabasePage").then((m) => m.DatabasePage);
 
 interface LazyProps<P> {
   load: () => Promise<ComponentType<P>>;

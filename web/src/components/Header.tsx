@@ -22,6 +22,7 @@ const sections = [
   { href: "/playground", label: "Playground" },
   { href: "/projects", label: "Projects" },
   { href: "/apps", label: "Apps" },
+  { href: "/database", label: "Database" },
   { href: "/sessions", label: "Sessions" },
   { href: "/account", label: "Account" },
 ];

@@ -1,10 +1,12 @@
 // An app at /apps/<id>: where it is served and how it is doing, Stop / Start, public and pinned,
 // deploying (the stages live), its versions with Rollback, its variables and secrets, its log
-// live, and deleting it. A lazy chunk with the apps list (app.tsx).
+// live, what it gets of the owner's database, and deleting it. A lazy chunk with the apps list
+// (app.tsx).
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { apps, stateLabels, type App, type AppStatus, type Deployment, type Version } from "../api/apps";
 import { ConfirmDelete } from "../apps/ConfirmDelete";
+import { DatabasePanel } from "../apps/DatabasePanel";
 import { DeployPanel } from "../apps/DeployPanel";
 import { LogPanel } from "../apps/LogPanel";
 import { VariablesEditor } from "../apps/VariablesEditor";
@@ -158,6 +160,7 @@ export function AppPage({ id }: { id: string }) {
             setNotice("Saved: it applies from the next deploy or start.");
           }}
         />
+        <DatabasePanel />
         <section class="panel" aria-labelledby="delete-heading">
           <h2 id="delete-heading">Delete</h2>
           <p class="hint">Its versions and log go, and its address stops answering.</p>
