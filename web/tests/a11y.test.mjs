@@ -1,5 +1,6 @@
 // Basic accessibility on every page: each control (button, link, field, select) has an
-// accessible name, and the lab workspace, a project and an app are reachable by keyboard alone
+// accessible name (the database viewer also with a table's rows and a refused write shown),
+// and the lab workspace, a project and an app are reachable by keyboard alone
 // (Tab gets to the steps, the file tree, the editor, the terminal, Check and Hint; on a project
 // to the files, the editor and the job panel's fields; on an app to Stop, the deploy form, the
 // log and the variables).
@@ -56,6 +57,7 @@ describe("accessibility", () => {
         ["/sessions", null],
         ["/projects", "Create project"],
         ["/apps", "Create app"],
+        ["/database", "Create database"],
         ["/account", null],
       ]) {
         await page.goto(path);
@@ -133,6 +135,21 @@ describe("accessibility", () => {
         if (where) onApp.add(where);
       }
       assert.deepEqual([...onApp].sort(), ["deploy", "log", "source", "stop", "variable"], "reached by Tab on an app");
+
+      // The database viewer with a table chosen, a page of its rows, and a write refused with
+      // the offer to run it in write mode: all named.
+      assert.equal((await context.request.post("/api/v1/database")).status(), 201);
+      for (const sql of ["CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)", "INSERT INTO notes (text) VALUES ('a'), (NULL)"]) {
+        const wrote = await context.request.post("/api/v1/database/query", { data: { sql, write: true } });
+        assert.equal(wrote.status(), 200, await wrote.text());
+      }
+      await page.goto("/database");
+      await page.getByRole("button", { name: "notes" }).click();
+      await page.getByRole("table", { name: "Rows of notes" }).waitFor();
+      await page.getByLabel("SQL statement").fill("DELETE FROM notes");
+      await page.getByRole("button", { name: "Run", exact: true }).click();
+      await page.getByRole("button", { name: "Run in write mode…" }).waitFor();
+      assert.deepEqual(await unnamedControls(page), [], "unnamed controls on the database viewer");
 
       await page.goto("/labs/shell-basics");
       await page.getByRole("button", { name: "Check" }).waitFor({ timeout: 60_000 });
