@@ -1,8 +1,9 @@
 // The database viewer's pure parts: paging through a table's rows (src/database/paging.ts) and
-// showing cells, console answers and what deleting loses (src/database/cells.ts).
+// showing cells, console answers, what deleting loses and what a rotation did
+// (src/database/cells.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { databaseSays, formatBytes, formatCell, summarize, whatIsLost } from "../unit-build/database/cells.js";
+import { databaseSays, formatBytes, formatCell, rotatedText, summarize, whatIsLost } from "../unit-build/database/cells.js";
 import { clampOffset, count, pageAt, PAGE_SIZE, rangeText } from "../unit-build/database/paging.js";
 
 describe("paging", () => {
@@ -112,5 +113,14 @@ describe("what deleting loses", () => {
   it("counts the tables past the first five", () => {
     const many = ["a", "b", "c", "d", "e", "f", "g"].map((n) => table(n, 0));
     assert.equal(whatIsLost(many), "You lose a (0 rows), b (0 rows), c (0 rows), d (0 rows), e (0 rows) and 2 more tables.");
+  });
+});
+
+describe("rotating", () => {
+  it("says which running apps are deployed again with the new password", () => {
+    assert.equal(rotatedText(undefined), "New password made: the old one no longer works.");
+    assert.equal(rotatedText([]), "New password made: the old one no longer works.");
+    assert.equal(rotatedText(["j1"]), "New password made: the old one no longer works. Your running app is deployed again with it: it switches over once healthy.");
+    assert.match(rotatedText(["j1", "j2"]), /Your 2 running apps are deployed again with it: each switches over/);
   });
 });

@@ -31,6 +31,8 @@ export interface DatabaseCreated {
   database: DatabaseView;
   /** PostgreSQL only. */
   credentials?: Credentials | null;
+  /** After a rotation: the jobs deploying the user's running apps again with the new password. */
+  redeploys?: string[];
 }
 
 export interface Column {
@@ -87,7 +89,10 @@ export const database = {
   /** 409 `database_exists`: one per user. */
   create: () => post<DatabaseCreated>("/api/v1/database"),
   remove: () => request<void>("DELETE", "/api/v1/database"),
-  /** PostgreSQL only: a new password, the old one stops working (409 `no_credentials` for SQLite). */
+  /**
+   * PostgreSQL only: a new password, the old one stops working, and the running apps are deployed
+   * again with it (409 `no_credentials` for SQLite).
+   */
   rotate: () => post<DatabaseCreated>("/api/v1/database/rotate"),
   tables: (signal?: AbortSignal) => get<{ tables: TableView[] }>("/api/v1/database/tables", opts(signal)),
   rows: (table: string, offset: number, limit: number, signal?: AbortSignal) =>

@@ -1,7 +1,7 @@
 // How the viewer shows what the database answers, without the DOM: a cell as text of a kind
 // (null and binary look unlike any text a table could hold), a file's size, what a console
-// answer amounts to, and the database's own words for a statement it refused. All of it is
-// text for text nodes: a cell is never markup.
+// answer amounts to, the database's own words for a statement it refused, what deleting loses
+// and what a rotation did. All of it is text for text nodes: a cell is never markup.
 import type { Cell, QueryResult, TableView } from "../api/database";
 import { count } from "./paging.js";
 
@@ -79,4 +79,13 @@ export function whatIsLost(tables: TableView[] | null): string {
   if (rest > 0) named.push(`${count(rest, "more table")}`);
   const list = named.length === 1 ? named[0] : `${named.slice(0, -1).join(", ")} and ${named.at(-1)}`;
   return `You lose ${list}.`;
+}
+
+/** What rotating the password did, given the redeploys it started (`undefined`: none said). */
+export function rotatedText(redeploys: string[] | undefined): string {
+  const n = redeploys?.length ?? 0;
+  const said = "New password made: the old one no longer works.";
+  if (n === 0) return said;
+  if (n === 1) return `${said} Your running app is deployed again with it: it switches over once healthy.`;
+  return `${said} Your ${n} running apps are deployed again with it: each switches over once healthy.`;
 }

@@ -8,7 +8,7 @@ import { ApiError } from "../api";
 import { database, engineLabels, SQLITE_PATH, type Credentials, type DatabaseCreated, type DatabaseView, type TableView } from "../api/database";
 import { ConfirmDelete } from "../apps/ConfirmDelete";
 import { LoadStatus, useLoad } from "../components/LoadStatus";
-import { formatBytes, whatIsLost } from "../database/cells";
+import { formatBytes, rotatedText, whatIsLost } from "../database/cells";
 import { SqlConsole } from "../database/SqlConsole";
 import { TableBrowser } from "../database/TableBrowser";
 import { formatWhen } from "../time";
@@ -84,7 +84,7 @@ export function DatabasePage() {
               }}
             />
           ) : null}
-          <Overview database={load.database} onRotated={(rotated) => made(rotated, "New password made: the old one no longer works.")} />
+          <Overview database={load.database} onRotated={(rotated) => made(rotated, rotatedText(rotated.redeploys))} />
           <Viewer
             onWrote={refresh}
             onDeleted={() => {
@@ -290,7 +290,7 @@ function Rotate({ onRotated }: { onRotated: (rotated: DatabaseCreated) => void }
     <div class="db-rotate">
       {confirming ? (
         <div class="confirm" role="group" aria-label="Rotate the password?">
-          <p>The old password stops working at once. Your apps get the new one when they next start: redeploy or restart them.</p>
+          <p>The old password stops working at once. Your running apps are deployed again with the new one, each switching over once it is healthy.</p>
           <button type="button" class="button button--small button--danger" onClick={() => void rotate()} disabled={pending}>
             {pending ? "Rotating…" : "Yes, rotate"}
           </button>
