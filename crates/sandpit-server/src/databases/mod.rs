@@ -152,9 +152,9 @@ impl Databases {
 
     pub async fn create(&self, user_id: Uuid) -> Result<DatabaseCreated, ApiError> {
         let engine = self.engine();
-        let name = match engine {
-            Engine::Sqlite => sqlite::FILE.to_owned(),
-            Engine::Postgres => postgres::name_for(user_id),
+        let (name, password) = match engine {
+            Engine::Sqlite => (sqlite::FILE.to_owned(), None),
+            Engine::Postgres => (postgres::name_for(user_id), Some(Postgres::password())),
         };
         // The row first: it claims the user's one database, so two requests never both
         // make (or drop) the objects.
@@ -164,7 +164,7 @@ impl Databases {
                 user_id,
                 engine: engine.as_str().into(),
                 name: name.clone(),
-                secret: None,
+                secret: password.clone(),
                 created_at: Utc::now(),
                 rotated_at: None,
             })
@@ -176,8 +176,9 @@ impl Databases {
                 },
                 e => ApiError::internal(e),
             })?;
-        let made = match engine {
-            Engine::Sqlite => {
+        let made = match (engine, &password) {
+            (Engine::Postgres, Some(password)) => self.postgres()?.create(&name, password).await,
+            _ => {
                 let root = self.root.clone();
                 tokio::task::spawn_blocking(move || {
                     // A directory left by a database deleted half-way goes first.
@@ -187,30 +188,12 @@ impl Databases {
                 .await
                 .map_err(ApiError::internal)
                 .and_then(|r| r.map_err(ApiError::internal))
-                .map(|()| None)
-            }
-            Engine::Postgres => self.postgres()?.create(&name).await.map(Some),
-        };
-        let password = match made {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = self.store.delete_user_database(user_id).await;
-                return Err(e);
             }
         };
-        let row = match &password {
-            Some(p) => {
-                self.store
-                    .rotate_user_database(user_id, p, row.created_at)
-                    .await
-                    .map_err(ApiError::internal)?;
-                UserDatabase {
-                    secret: Some(p.clone()),
-                    ..row
-                }
-            }
-            None => row,
-        };
+        if let Err(e) = made {
+            let _ = self.store.delete_user_database(user_id).await;
+            return Err(e);
+        }
         tracing::info!(user.id = %user_id, engine = engine.as_str(), "user database created");
         Ok(DatabaseCreated {
             database: self.view_of(&row)?,

@@ -122,10 +122,14 @@ impl Postgres {
         }
     }
 
-    /// Makes the role and the database (dropping a half-made one of this user's first),
-    /// returning the password.
-    pub async fn create(&self, name: &str) -> Result<String, ApiError> {
-        let password = password();
+    /// A new role password.
+    pub fn password() -> String {
+        password()
+    }
+
+    /// Makes the role (with `password`) and the database, dropping a half-made one of this
+    /// user's first.
+    pub async fn create(&self, name: &str, password: &str) -> Result<(), ApiError> {
         self.drop_objects(name).await?;
         let statements = [
             format!(
@@ -134,7 +138,7 @@ impl Postgres {
                 "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE \
                  NOREPLICATION CONNECTION LIMIT {}",
                 ident(name),
-                literal(&password),
+                literal(password),
                 self.config.max_connections + 2
             ),
             format!("CREATE DATABASE {} OWNER {}", ident(name), ident(name)),
@@ -146,7 +150,7 @@ impl Postgres {
                 return Err(admin_error(e));
             }
         }
-        Ok(password)
+        Ok(())
     }
 
     pub async fn rotate(&self, name: &str) -> Result<String, ApiError> {
@@ -306,6 +310,13 @@ impl Postgres {
                         .parse::<i64>()
                         .map_or_else(|_| Value::String(text.to_owned()), Value::from),
                     "bool" => Value::Bool(text == "t"),
+                    // The text form of binary is `\x` and its hex.
+                    "bytea" => {
+                        let hex = text.strip_prefix("\\x").unwrap_or(text);
+                        let shown: String = hex.chars().take(max / 2 * 2).collect();
+                        let cut = if shown.len() < hex.len() { "…" } else { "" };
+                        serde_json::json!({"bytes": hex.len() / 2, "hex": format!("{shown}{cut}")})
+                    }
                     _ if text.chars().count() > max => {
                         Value::String(text.chars().take(max).chain(['…']).collect())
                     }

@@ -89,9 +89,12 @@ def main():
             rows = [[cell(v) for v in r] for r in cur.fetchall()]
             answer({"ok": {"columns": table["columns"], "rows": rows, "offset": req["offset"], "limit": req["limit"], "total": total}})
         if op == "query":
+            # The connection's count of changed rows, not the cursor's: that one counts only
+            # statements that begin with INSERT, UPDATE, DELETE or REPLACE (not WITH …).
+            before = con.total_changes
             cur = con.execute(req["sql"])
             if cur.description is None:
-                answer({"ok": {"columns": [], "rows": [], "truncated": False, "rows_affected": max(cur.rowcount, 0)}})
+                answer({"ok": {"columns": [], "rows": [], "truncated": False, "rows_affected": con.total_changes - before}})
             rows = cur.fetchmany(max_rows + 1)
             answer({
                 "ok": {

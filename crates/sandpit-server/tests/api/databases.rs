@@ -155,6 +155,12 @@ async fn notes_kept_viewed_and_private(app: &TestApp, engine: &str) -> (String, 
     let shown = app.get("/api/v1/database", Some(&ada)).await;
     assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
     assert_eq!(shown.body["engine"], engine);
+    assert_eq!(
+        shown.body["rotated_at"],
+        Value::Null,
+        "never rotated: {}",
+        shown.body
+    );
 
     // The app keeps its notes in it.
     let notes_app = deploy_notes(app, &ada, "notes").await;
@@ -243,6 +249,37 @@ async fn notes_kept_viewed_and_private(app: &TestApp, engine: &str) -> (String, 
     assert_eq!(written.body["rows_affected"], 1, "{}", written.body);
     let listed = visit(app, reqwest::Method::GET, "/user/ada/app/notes/notes").await;
     assert_eq!(listed.body, json!(["first", "second", "from the console"]));
+    // Rows changed are counted whatever the statement begins with.
+    let cte = query(
+        app,
+        &ada,
+        "WITH doomed AS (SELECT 1) DELETE FROM notes WHERE text = 'nothing of that text'",
+        true,
+    )
+    .await;
+    assert_eq!(cte.body["rows_affected"], 0, "{}", cte.body);
+    let cte = query(
+        app,
+        &ada,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) \
+         UPDATE notes SET text = text WHERE id IN (SELECT i FROM n)",
+        true,
+    )
+    .await;
+    assert_eq!(cte.body["rows_affected"], 3, "{}", cte.body);
+    // Binary as its size and hex, in both engines' spelling of a literal.
+    let blob = if engine == "postgres" {
+        "SELECT decode('00ff', 'hex') AS b"
+    } else {
+        "SELECT x'00ff' AS b"
+    };
+    let blob = query(app, &ada, blob, false).await;
+    assert_eq!(
+        blob.body["rows"],
+        json!([[{"bytes": 2, "hex": "00ff"}]]),
+        "{}",
+        blob.body
+    );
 
     // Another user reaches none of it: not through the viewer, not from their app.
     let (_, bob) = app.signup("bob").await;
