@@ -1,99 +1,11 @@
-//! Deployed apps: a learner's FastAPI, Flask or Express app from a session, a project or the
-//! request, deployed through its stages, served by the platform's proxy in both modes, idle
-//! stopped, woken, redeployed without a failed request, rolled back and deleted — and every
-//! way an app can be wrong, each a clear stage failure or a clear page.
-
-use std::time::{Duration, Instant};
+//! Deploying: the stages an app goes through, each runtime's hello app answering, and each
+//! stage's failure with its code, message, file and line.
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Answer, TestApp};
-
-const PATIENCE: Duration = Duration::from_secs(120);
-
-const FASTAPI: &str = r#"from fastapi import FastAPI, Request
-
-app = FastAPI()
-
-
-@app.get("/")
-def root():
-    return {"message": "hello"}
-
-
-@app.get("/headers")
-def headers(request: Request):
-    return {k: v for k, v in request.headers.items()}
-
-
-@app.get("/cookie")
-def cookie():
-    from fastapi.responses import JSONResponse
-    r = JSONResponse({"ok": True})
-    r.set_cookie("sandpit_session", "stolen", path="/")
-    r.set_cookie("app_pref", "dark")
-    return r
-
-
-@app.get("/log")
-def log(line: str):
-    print(line, flush=True)
-    return {"logged": line}
-"#;
-
-async fn create_app(app: &TestApp, token: &str, body: Value) -> Value {
-    let a = app.post("/api/v1/apps", Some(token), body).await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    a.body
-}
-
-/// Deploys `files` (path → text) to `id`; returns the deployment.
-async fn deploy(app: &TestApp, token: &str, id: &str, files: &[(&str, &str)]) -> Value {
-    let files: serde_json::Map<String, Value> = files
-        .iter()
-        .map(|(p, c)| ((*p).to_owned(), Value::String((*c).to_owned())))
-        .collect();
-    let a = app
-        .post(
-            &format!("/api/v1/apps/{id}/deploy"),
-            Some(token),
-            json!({ "files": files }),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
-    a.body
-}
-
-/// Waits for a job to finish; returns it.
-async fn finished(app: &TestApp, token: &str, job: &str) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let a = app.get(&format!("/api/v1/jobs/{job}"), Some(token)).await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        if ["completed", "failed", "cancelled"]
-            .iter()
-            .any(|s| a.body["state"] == *s)
-        {
-            return a.body;
-        }
-        assert!(Instant::now() < deadline, "deploy still {}", a.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Deploys and expects a failure; returns the job's error.
-async fn deploy_fails(app: &TestApp, token: &str, id: &str, files: &[(&str, &str)]) -> Value {
-    let d = deploy(app, token, id, files).await;
-    let job = finished(app, token, d["job_id"].as_str().unwrap()).await;
-    assert_eq!(job["state"], "failed", "{job}");
-    job["error"].clone()
-}
-
-/// A request through the proxy; `Answer.body` is JSON when the app answered JSON.
-async fn visit(app: &TestApp, path: &str) -> Answer {
-    app.send(app.client.get(app.url(path))).await
-}
+use super::{FASTAPI, create_app, deploy_fails, finished, latest_error, proxy_page, visit};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn a_fastapi_app_from_a_session_is_deployed_and_served_on_its_path() {
@@ -209,4 +121,98 @@ async fn a_wrong_app_fails_its_stage_naming_the_file_and_line() {
     )
     .await
     .expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn an_app_that_exits_at_start_fails_starting_with_its_last_words() {
+    let app = TestApp::spawn().await;
+    let (_, ada) = app.signup("ada").await;
+    let id = create_app(&app, &ada, json!({"name": "quits", "runtime": "node"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    deploy_fails(
+        &app,
+        &ada,
+        &id,
+        &[(
+            "server.js",
+            "console.error('DATABASE_URL is not set, giving up');\nprocess.exit(3);\n",
+        )],
+    )
+    .await;
+    let recorded = latest_error(&app, &ada, &id).await;
+    assert_eq!(recorded["stage"], "starting", "{recorded}");
+    assert_eq!(recorded["code"], "app_exited", "{recorded}");
+    let message = recorded["message"].as_str().unwrap();
+    assert!(message.contains("exited with code 3"), "{message}");
+    let logs = recorded["logs"].to_string();
+    assert!(logs.contains("DATABASE_URL is not set"), "{logs}");
+
+    // Nothing is live, and the app's address says so.
+    assert_eq!(super::status(&app, &ada, &id).await["state"], "failed");
+    let page = visit(&app, "/user/ada/app/quits/").await;
+    proxy_page(&page, StatusCode::NOT_FOUND, "app_not_deployed");
+}
+
+#[tokio::test]
+async fn an_app_on_the_wrong_port_or_on_none_fails_starting_and_says_which() {
+    let app = TestApp::spawn_with(|c| c.apps.start_timeout_seconds = 3).await;
+    let (_, ada) = app.signup("ada").await;
+    let id = create_app(&app, &ada, json!({"name": "ports", "runtime": "node"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong_port =
+        "require('http').createServer((q, s) => s.end('hi')).listen(8081, '127.0.0.1');\n";
+    deploy_fails(&app, &ada, &id, &[("server.js", wrong_port)]).await;
+    let recorded = latest_error(&app, &ada, &id).await;
+    assert_eq!(recorded["stage"], "starting", "{recorded}");
+    assert_eq!(recorded["code"], "start_timeout", "{recorded}");
+    let message = recorded["message"].as_str().unwrap();
+    assert!(
+        message.contains("8081") && message.contains("PORT"),
+        "names the port it used and the one to use: {message}"
+    );
+
+    let never = "console.log('thinking…');\nsetInterval(() => {}, 1000);\n";
+    deploy_fails(&app, &ada, &id, &[("server.js", never)]).await;
+    let recorded = latest_error(&app, &ada, &id).await;
+    assert_eq!(recorded["code"], "start_timeout", "{recorded}");
+    let message = recorded["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not listen on port 8000 within 3 s"),
+        "{message}"
+    );
+    assert!(
+        recorded["logs"].to_string().contains("thinking"),
+        "{recorded}"
+    );
+
+    // Python too: a server started at import is caught by the validation's time limit or the
+    // start's; either way a clear failure, never a hung deploy.
+    let py = create_app(&app, &ada, json!({"name": "pyport", "runtime": "python"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let error = deploy_fails(
+        &app,
+        &ada,
+        &py,
+        &[(
+            "main.py",
+            "import time\n\n\ndef app(environ, start_response):\n    time.sleep(60)\n",
+        )],
+    )
+    .await;
+    let recorded = latest_error(&app, &ada, &py).await;
+    assert_eq!(recorded["stage"], "starting", "{recorded} {error}");
+    assert_eq!(recorded["code"], "start_timeout", "{recorded}");
+    assert!(
+        recorded["message"]
+            .as_str()
+            .unwrap()
+            .contains("answered no HTTP request within 3 s"),
+        "{recorded}"
+    );
 }
