@@ -511,24 +511,27 @@ fn node_syntax_error(stderr: &str) -> (Option<u32>, String) {
     (line, message)
 }
 
-const PY_VERSIONS: &str = "import importlib.metadata as m, json, sys\n\
-out = {}\n\
-for name in sys.argv[1:]:\n\
-    try:\n\
-        out[name] = m.version(name)\n\
-    except m.PackageNotFoundError:\n\
-        out[name] = None\n\
-print(json.dumps(out))\n";
+// Raw strings: a `\` line continuation would eat the indentation Python needs.
+const PY_VERSIONS: &str = r#"import importlib.metadata as m, json, sys
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = m.version(name)
+    except m.PackageNotFoundError:
+        out[name] = None
+print(json.dumps(out))
+"#;
 
-const NODE_VERSIONS: &str = "const fs = require('fs');\n\
-const out = {};\n\
-for (const name of JSON.parse(process.argv.at(-1))) {\n\
-  out[name] = null;\n\
-  for (const dir of (process.env.NODE_PATH || '').split(':')) {\n\
-    try { out[name] = JSON.parse(fs.readFileSync(dir + '/' + name + '/package.json', 'utf8')).version; break; } catch {}\n\
-  }\n\
-}\n\
-console.log(JSON.stringify(out));\n";
+const NODE_VERSIONS: &str = r#"const fs = require('fs');
+const out = {};
+for (const name of JSON.parse(process.argv.at(-1))) {
+  out[name] = null;
+  for (const dir of (process.env.NODE_PATH || '').split(':')) {
+    try { out[name] = JSON.parse(fs.readFileSync(dir + '/' + name + '/package.json', 'utf8')).version; break; } catch {}
+  }
+}
+console.log(JSON.stringify(out));
+"#;
 
 /// Checks declared dependencies; returns what was found, as log lines.
 async fn install(

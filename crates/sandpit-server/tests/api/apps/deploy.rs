@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{FASTAPI, create_app, deploy_fails, finished, latest_error, proxy_page, visit};
+use super::{
+    FASTAPI, create_app, deploy_fails, deploy_ok, finished, latest_error, proxy_page, visit,
+};
 use crate::helpers::TestApp;
 
 #[tokio::test]
@@ -121,6 +123,124 @@ async fn a_wrong_app_fails_its_stage_naming_the_file_and_line() {
     )
     .await
     .expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+const EXPRESS: &str = r#"const express = require('express');
+
+const app = express();
+app.get('/', (req, res) => {
+  res.json({ from: 'express', path: req.path, prefix: req.get('x-forwarded-prefix') });
+});
+app.get('/items/:id', (req, res) => res.json({ id: req.params.id, q: req.query.q }));
+// No host: what most tutorials write; the platform must still reach it.
+app.listen(process.env.PORT, () => console.log(`listening on ${process.env.PORT}`));
+"#;
+
+#[tokio::test]
+async fn dependencies_are_only_what_is_allowed_and_installed_here() {
+    let app = TestApp::spawn().await;
+    let (_, ada) = app.signup("ada").await;
+    let id = create_app(&app, &ada, json!({"name": "deps", "runtime": "python"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let main = &("main.py", FASTAPI);
+
+    let error = deploy_fails(
+        &app,
+        &ada,
+        &id,
+        &[
+            *main,
+            (
+                "requirements.txt",
+                "fastapi\n# the HTTP client\nrequests==2.31\n",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(error["code"], "package_not_allowed", "{error}");
+    let recorded = latest_error(&app, &ada, &id).await;
+    assert_eq!(recorded["stage"], "installing", "{recorded}");
+    assert_eq!(recorded["file"], "requirements.txt", "{recorded}");
+    assert_eq!(recorded["line"], 3, "{recorded}");
+    let message = recorded["message"].as_str().unwrap();
+    assert!(message.contains("requests"), "{message}");
+    assert!(
+        message.contains("fastapi"),
+        "names what is allowed: {message}"
+    );
+
+    deploy_fails(
+        &app,
+        &ada,
+        &id,
+        &[*main, ("requirements.txt", "fastapi==0.110\n")],
+    )
+    .await;
+    let recorded = latest_error(&app, &ada, &id).await;
+    assert_eq!(
+        recorded["code"], "package_version_unavailable",
+        "{recorded}"
+    );
+    assert_eq!(recorded["stage"], "installing", "{recorded}");
+    assert_eq!(recorded["line"], 1, "{recorded}");
+    let message = recorded["message"].as_str().unwrap();
+    assert!(
+        message.contains("0.110") && message.contains("0.92"),
+        "says what is wanted and what is here: {message}"
+    );
+    assert!(message.contains("offline"), "{message}");
+
+    let error = deploy_fails(
+        &app,
+        &ada,
+        &id,
+        &[
+            *main,
+            ("requirements.txt", "https://example.com/pkg.tar.gz\n"),
+        ],
+    )
+    .await;
+    assert_eq!(error["code"], "requirement_not_supported", "{error}");
+
+    // What is here, at a version that is here, deploys.
+    deploy_ok(
+        &app,
+        &ada,
+        &id,
+        &[*main, ("requirements.txt", "fastapi>=0.90,<1\nuvicorn\n")],
+    )
+    .await;
+    assert_eq!(
+        visit(&app, "/user/ada/app/deps/").await.body["message"],
+        "hello"
+    );
+
+    let node = create_app(&app, &ada, json!({"name": "nodedeps", "runtime": "node"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    deploy_fails(
+        &app,
+        &ada,
+        &node,
+        &[
+            ("server.js", EXPRESS),
+            (
+                "package.json",
+                r#"{"dependencies": {"express": "^4.17.0", "left-pad": "1.3.0"}}"#,
+            ),
+        ],
+    )
+    .await;
+    let recorded = latest_error(&app, &ada, &node).await;
+    assert_eq!(recorded["code"], "package_not_allowed", "{recorded}");
+    assert_eq!(recorded["file"], "package.json", "{recorded}");
+    assert!(
+        recorded["message"].as_str().unwrap().contains("left-pad"),
+        "{recorded}"
+    );
 }
 
 #[tokio::test]
