@@ -36,22 +36,52 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
 }
 
+/// Runs uvicorn's command line for a WSGI app under a path prefix. uvicorn (0.17, Debian's)
+/// gives a WSGI app an empty `SCRIPT_NAME` whatever `--root-path` says, so Flask would build
+/// its links without the app's prefix; this sets it from the ASGI `root_path`.
+const WSGI_UNDER_PREFIX: &str = r#"import sys
+import uvicorn
+import uvicorn.middleware.wsgi as wsgi
+
+build = wsgi.build_environ
+
+
+def build_environ(scope, message, body):
+    environ = build(scope, message, body)
+    if not environ.get("SCRIPT_NAME"):
+        environ["SCRIPT_NAME"] = scope.get("root_path", "")
+    return environ
+
+
+wsgi.build_environ = build_environ
+sys.argv[0] = "uvicorn"
+uvicorn.main()
+"#;
+
 impl Plan {
     pub fn argv(&self) -> Vec<String> {
         let port = PORT.to_string();
         let mut argv: Vec<String> = match self.runtime {
             Runtime::Python => {
-                let mut argv = vec![
-                    "/usr/bin/python3".into(),
-                    "-m".into(),
-                    "uvicorn".into(),
+                let wsgi_under_prefix =
+                    self.interface.as_deref() == Some("wsgi") && self.root_path.is_some();
+                let mut argv: Vec<String> = if wsgi_under_prefix {
+                    vec![
+                        "/usr/bin/python3".into(),
+                        "-c".into(),
+                        WSGI_UNDER_PREFIX.into(),
+                    ]
+                } else {
+                    vec!["/usr/bin/python3".into(), "-m".into(), "uvicorn".into()]
+                };
+                argv.extend([
                     "--host".into(),
                     "127.0.0.1".into(),
                     "--port".into(),
                     port,
                     "--interface".into(),
                     self.interface.clone().unwrap_or_else(|| "auto".into()),
-                ];
+                ]);
                 if let Some(root) = &self.root_path {
                     argv.extend(["--root-path".into(), root.clone()]);
                 }
@@ -74,6 +104,21 @@ impl Plan {
             argv.push(self.entry.clone());
         }
         argv
+    }
+
+    /// The command line as the app's log shows it (the WSGI launcher by name, not its text).
+    pub fn describe(&self) -> String {
+        self.argv()
+            .iter()
+            .map(|a| {
+                if a == WSGI_UNDER_PREFIX {
+                    "<uvicorn with SCRIPT_NAME from --root-path>"
+                } else {
+                    a.as_str()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub fn env(&self) -> BTreeMap<String, String> {
@@ -231,7 +276,7 @@ impl Instance {
             &format!(
                 "starting version {}: {}",
                 self.version,
-                self.plan.argv().join(" ")
+                self.plan.describe()
             ),
         );
         let process = self
@@ -455,9 +500,10 @@ mod tests {
 
     #[test]
     fn each_runtime_runs_its_server_on_the_port() {
-        let python = plan(Runtime::Python, "main:app").argv();
+        let mut asgi = plan(Runtime::Python, "main:app");
+        asgi.interface = Some("asgi3".into());
         assert_eq!(
-            python,
+            asgi.argv(),
             [
                 "/usr/bin/python3",
                 "-m",
@@ -467,12 +513,29 @@ mod tests {
                 "--port",
                 "8000",
                 "--interface",
-                "wsgi",
+                "asgi3",
                 "--root-path",
                 "/user/ada/app/hi",
                 "main:app"
             ]
         );
+        // WSGI under a prefix: the same command line through the launcher that passes the
+        // prefix on as SCRIPT_NAME.
+        let wsgi = plan(Runtime::Python, "main:app");
+        let argv = wsgi.argv();
+        assert_eq!(argv[..2], ["/usr/bin/python3", "-c"]);
+        assert_eq!(argv[2], WSGI_UNDER_PREFIX);
+        assert_eq!(
+            argv[3..],
+            asgi.argv()[3..]
+                .iter()
+                .map(|a| a.replace("asgi3", "wsgi"))
+                .collect::<Vec<_>>()[..]
+        );
+        assert!(!wsgi.describe().contains("import"), "{}", wsgi.describe());
+        let mut domain = wsgi.clone();
+        domain.root_path = None;
+        assert_eq!(domain.argv()[..3], ["/usr/bin/python3", "-m", "uvicorn"]);
         assert_eq!(
             plan(Runtime::Node, "src/app.js").argv(),
             ["/usr/bin/node", "src/app.js"]

@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{
-    FASTAPI, create_app, deploy_fails, deploy_ok, finished, latest_error, proxy_page, visit,
+    FASTAPI, create_app, deploy_fails, deploy_ok, finished, latest_error, launched, proxy_page,
+    visit,
 };
 use crate::helpers::TestApp;
 
@@ -135,6 +136,81 @@ app.get('/items/:id', (req, res) => res.json({ id: req.params.id, q: req.query.q
 // No host: what most tutorials write; the platform must still reach it.
 app.listen(process.env.PORT, () => console.log(`listening on ${process.env.PORT}`));
 "#;
+
+const FLASK: &str = r#"from flask import Flask, jsonify, request, url_for
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def root():
+    return jsonify(src="flask", script_root=request.script_root, link=url_for("echo"))
+
+
+@app.post("/echo")
+def echo():
+    return jsonify(got=request.get_json())
+"#;
+
+#[tokio::test]
+async fn an_express_app_and_a_flask_app_deploy_and_answer() {
+    let app = TestApp::spawn().await;
+    let (_, ada) = app.signup("ada").await;
+    launched(
+        &app,
+        &ada,
+        json!({"name": "shop", "runtime": "node"}),
+        &[
+            ("server.js", EXPRESS),
+            (
+                "package.json",
+                r#"{"name": "shop", "dependencies": {"express": "^4.17.0"}}"#,
+            ),
+        ],
+    )
+    .await;
+    let root = visit(&app, "/user/ada/app/shop/").await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    assert_eq!(
+        root.body,
+        json!({"from": "express", "path": "/", "prefix": "/user/ada/app/shop"})
+    );
+    let item = visit(&app, "/user/ada/app/shop/items/42?q=red%20shoes").await;
+    assert_eq!(
+        item.body,
+        json!({"id": "42", "q": "red shoes"}),
+        "{}",
+        item.body
+    );
+
+    launched(
+        &app,
+        &ada,
+        json!({"name": "notes", "runtime": "python"}),
+        &[("main.py", FLASK), ("requirements.txt", "flask>=2.0\n")],
+    )
+    .await;
+    let root = visit(&app, "/user/ada/app/notes/").await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    // WSGI under uvicorn: the prefix is the script root, so url_for builds the right links.
+    assert_eq!(
+        root.body,
+        json!({
+            "src": "flask",
+            "script_root": "/user/ada/app/notes",
+            "link": "/user/ada/app/notes/echo"
+        })
+    );
+    let echo = app
+        .send(
+            app.client
+                .post(app.url("/user/ada/app/notes/echo"))
+                .json(&json!({"note": "buy milk"})),
+        )
+        .await;
+    assert_eq!(echo.status, StatusCode::OK, "{}", echo.body);
+    assert_eq!(echo.body, json!({"got": {"note": "buy milk"}}));
+}
 
 #[tokio::test]
 async fn dependencies_are_only_what_is_allowed_and_installed_here() {
