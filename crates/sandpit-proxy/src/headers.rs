@@ -157,11 +157,16 @@ pub fn response_headers(headers: &mut HeaderMap, p: &Presentation, switching: bo
         .collect();
     headers.remove(header::SET_COOKIE);
     for cookie in cookies {
-        let allowed = cookie.to_str().is_ok_and(|c| cookie_allowed(c, p));
-        if allowed {
-            headers.append(header::SET_COOKIE, cookie);
-        } else {
-            tracing::debug!("dropped an app's Set-Cookie");
+        let passed = cookie
+            .to_str()
+            .ok()
+            .and_then(|c| cookie_for_visitor(c, p))
+            .and_then(|c| HeaderValue::from_str(&c).ok());
+        match passed {
+            Some(value) => {
+                headers.append(header::SET_COOKIE, value);
+            }
+            None => tracing::debug!("dropped an app's Set-Cookie"),
         }
     }
     if let Mode::PathPrefix { prefix } = &p.mode {
@@ -184,25 +189,31 @@ pub fn response_headers(headers: &mut HeaderMap, p: &Presentation, switching: bo
     }
 }
 
-/// Whether an app's `Set-Cookie` may reach the visitor: never with the name of a platform
-/// cookie or a `Domain` (which could cover the platform's host); in the path mode, only for
-/// the app's own path.
-fn cookie_allowed(value: &str, p: &Presentation) -> bool {
+/// An app's `Set-Cookie` as the visitor gets it, or `None` when it may not pass: never with
+/// the name of a platform cookie or a `Domain` (which could cover the platform's host). In the
+/// path mode a `Path` is the app's own view, where it is at the root: one outside the prefix
+/// is moved under it (as `Location` is, and as nginx's `proxy_cookie_path` does), so
+/// `Path=/` — the default of Flask's session and Starlette's `set_cookie` — means the app's
+/// whole prefix, never the platform's paths.
+fn cookie_for_visitor(value: &str, p: &Presentation) -> Option<String> {
     let mut parts = value.split(';');
-    let Some((name, _)) = parts.next().and_then(|pair| pair.split_once('=')) else {
-        return false;
-    };
+    let (name, _) = parts.next()?.split_once('=')?;
     let name = name.trim();
     if name.is_empty() || p.platform_cookies.iter().any(|c| c == name) {
-        return false;
+        return None;
     }
-    for attr in parts {
-        let (key, val) = attr.split_once('=').unwrap_or((attr, ""));
-        let key = key.trim().to_ascii_lowercase();
-        if key == "domain" {
-            return false;
+    let mut out = String::with_capacity(value.len());
+    for (i, part) in value.split(';').enumerate() {
+        if i > 0 {
+            out.push(';');
         }
-        if key == "path"
+        let (key, val) = part.split_once('=').unwrap_or((part, ""));
+        let key = key.trim().to_ascii_lowercase();
+        if i > 0 && key == "domain" {
+            return None;
+        }
+        if i > 0
+            && key == "path"
             && let Mode::PathPrefix { prefix } = &p.mode
         {
             let path = val.trim();
@@ -210,12 +221,14 @@ fn cookie_allowed(value: &str, p: &Presentation) -> bool {
                 || path
                     .strip_prefix(prefix.as_str())
                     .is_some_and(|rest| rest.starts_with('/'));
-            if !inside {
-                return false;
+            if !inside && path.starts_with('/') {
+                out.push_str(&format!(" Path={prefix}{path}"));
+                continue;
             }
         }
+        out.push_str(part);
     }
-    true
+    Some(out)
 }
 
 #[cfg(test)]
@@ -353,7 +366,10 @@ mod tests {
             [
                 "a=1; Path=/user/ada/app/hello",
                 "b=2; Path=/user/ada/app/hello/sub; HttpOnly",
-                "c=3"
+                "c=3",
+                // The app's `/` is its prefix; a sibling's path is moved under it too.
+                "d=4; Path=/user/ada/app/hello/",
+                "e=5; Path=/user/ada/app/hello/user/ada/app/hello2",
             ]
         );
         let csp: Vec<&str> = h

@@ -7,8 +7,9 @@
 //!   ([`Mode::PathPrefix`]) shares that origin, so there the platform's cookies and
 //!   `Authorization` are stripped from requests, responses get a sandboxing
 //!   `Content-Security-Policy` (the page runs with an opaque origin and cannot call the
-//!   platform's API as the visitor), and a `Set-Cookie` survives only for the app's own path,
-//!   without `Domain`, and not under a platform cookie's name. That is filtering, so weaker
+//!   platform's API as the visitor), and a `Set-Cookie` survives only for the app's own path
+//!   (a path outside the prefix is moved under it, as `Location` is), without `Domain`, and
+//!   not under a platform cookie's name. That is filtering, so weaker
 //!   than [`Mode::Domain`], where the app has a host of its own and the browser keeps the two
 //!   apart; there only cookie tossing (a `Domain` reaching a parent) is refused.
 //! - [`upstream`]: forwarding over HTTP/1.1 connections from a [`Connect`] (the server's

@@ -255,7 +255,15 @@ async fn responses_on_the_path_mode_are_sandboxed_and_keep_to_their_path() {
         .iter()
         .map(|v| v.to_str().expect("text"))
         .collect();
-    assert_eq!(cookies, ["mine=1; Path=/user/ada/app/hello/", "plain=1"]);
+    // `Path=/` is the app's root: it moves under the prefix, never onto the platform's paths.
+    assert_eq!(
+        cookies,
+        [
+            "theme=dark; Path=/user/ada/app/hello/",
+            "mine=1; Path=/user/ada/app/hello/",
+            "plain=1"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -137,9 +137,16 @@ app.get('/items/:id', (req, res) => res.json({ id: req.params.id, q: req.query.q
 app.listen(process.env.PORT, () => console.log(`listening on ${process.env.PORT}`));
 "#;
 
-const FLASK: &str = r#"from flask import Flask, jsonify, request, url_for
+const FLASK: &str = r#"from flask import Flask, jsonify, request, session, url_for
 
 app = Flask(__name__)
+app.secret_key = "not a secret"
+
+
+@app.get("/visits")
+def visits():
+    session["n"] = session.get("n", 0) + 1
+    return jsonify(n=session["n"])
 
 
 @app.get("/")
@@ -210,6 +217,22 @@ async fn an_express_app_and_a_flask_app_deploy_and_answer() {
         .await;
     assert_eq!(echo.status, StatusCode::OK, "{}", echo.body);
     assert_eq!(echo.body, json!({"got": {"note": "buy milk"}}));
+    // Flask's session cookie (Path=/ by default) works under the app's prefix.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    for n in 1..=3 {
+        let visits: serde_json::Value = browser
+            .get(app.url("/user/ada/app/notes/visits"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(visits, json!({"n": n}));
+    }
 }
 
 #[tokio::test]

@@ -56,6 +56,37 @@ async fn the_app_sees_forwarding_headers_and_never_the_visitors_platform_credent
 }
 
 #[tokio::test]
+async fn an_apps_cookies_are_kept_to_its_own_path_and_names() {
+    let app = TestApp::spawn().await;
+    let (_, ada) = app.signup("ada").await;
+    launched(
+        &app,
+        &ada,
+        json!({"name": "hello", "runtime": "python"}),
+        &[("main.py", FASTAPI)],
+    )
+    .await;
+    let answer = visit(&app, "/user/ada/app/hello/cookie").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let cookies: Vec<&str> = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let names: Vec<&str> = cookies
+        .iter()
+        .map(|c| c.split('=').next().unwrap())
+        .collect();
+    // The platform's session name and a Domain are refused; the rest is kept to the app's
+    // prefix, `Path=/` (Starlette's default) meaning the app's root, not the platform's.
+    assert_eq!(names, ["theme", "app_pref", "cart"], "{cookies:?}");
+    for cookie in &cookies {
+        assert!(cookie.contains("Path=/user/ada/app/hello/"), "{cookies:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_websocket_through_the_proxy_reaches_the_app_and_echoes() {
     let app = TestApp::spawn().await;
     let (_, ada) = app.signup("ada").await;
