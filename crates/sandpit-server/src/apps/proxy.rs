@@ -214,37 +214,66 @@ fn platform_cookies(state: &AppState) -> Arc<[String]> {
     ])
 }
 
+/// What a `Host` is in the domain mode.
+#[derive(Debug, PartialEq, Eq)]
+enum AppsHost {
+    /// Not under the apps domain.
+    Platform,
+    /// `{label}.{domain}`: an app's host, if an app has that label.
+    App(String),
+    /// The apps domain itself, or a name deeper than an app's: never an app, and never the
+    /// platform either (an app's page can set cookies for the names below its own).
+    None,
+}
+
+fn on_apps_domain(host: &str, domain: &str) -> AppsHost {
+    let name = match host.rsplit_once(':') {
+        // Not an IPv6 literal's colon.
+        Some((name, port)) if !port.contains(']') => name,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name == domain {
+        return AppsHost::None;
+    }
+    match name
+        .strip_suffix(domain)
+        .and_then(|rest| rest.strip_suffix('.'))
+    {
+        None => AppsHost::Platform,
+        Some(label) if !label.is_empty() && !label.contains('.') => AppsHost::App(label.into()),
+        Some(_) => AppsHost::None,
+    }
+}
+
 /// Middleware for the domain mode: a request for `{app}-{user}.{apps.domain}` goes to the
-/// app, whatever its path; anything else to the platform's routes.
+/// app, whatever its path; any other name under the apps domain gets the no-such-app page;
+/// anything else goes to the platform's routes.
 pub async fn host_mode(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let domain = &state.apps.config().domain;
     if domain.is_empty() {
         return next.run(req).await;
     }
-    let host = req
+    // As the visitor sent it (the port included), for X-Forwarded-Host; the name alone, in
+    // lower case, to route by.
+    let sent_host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map_or(h, |(name, _)| name)
-                .to_ascii_lowercase()
-        });
-    let Some(label) = host.as_deref().and_then(|h| {
-        h.strip_suffix(domain.as_str())
-            .and_then(|rest| rest.strip_suffix('.'))
-            .filter(|l| !l.is_empty() && !l.contains('.'))
-    }) else {
-        return next.run(req).await;
+        .unwrap_or_default()
+        .to_owned();
+    let label = match on_apps_domain(&sent_host, domain) {
+        AppsHost::Platform => return next.run(req).await,
+        AppsHost::None => return no_such_app(),
+        AppsHost::App(label) => label,
     };
-    let routed = match state.apps.route_label(label).await {
+    let routed = match state.apps.route_label(&label).await {
         Ok(Some(r)) => r,
         Ok(None) => return no_such_app(),
         Err(e) => return e.into_response(),
     };
-    let host = host.clone().unwrap_or_default();
     if req.uri().path() == UNLOCK_PATH {
-        return redeem(&state, &routed, &host, req.uri());
+        return redeem(&state, &routed, req.uri());
     }
     if !routed.app.public && !unlocked(&state, &routed, req.headers()) {
         if req.method() != axum::http::Method::GET {
@@ -275,7 +304,7 @@ pub async fn host_mode(State(state): State<AppState>, req: Request, next: Next) 
         } else {
             "http"
         },
-        host,
+        host: sent_host,
     };
     serve(&state, routed, uri, presentation, req).await
 }
@@ -375,7 +404,7 @@ async fn unlock(
 }
 
 /// On the app's host: a valid ticket becomes the unlock cookie of this host alone.
-fn redeem(state: &AppState, routed: &Routed, _host: &str, uri: &Uri) -> Response {
+fn redeem(state: &AppState, routed: &Routed, uri: &Uri) -> Response {
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
@@ -526,6 +555,33 @@ async fn serve(
                 "The app did not answer",
                 &e.to_string(),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_outside_the_apps_domain_reach_the_platform() {
+        let app = |l: &str| AppsHost::App(l.into());
+        for (host, kind) in [
+            ("hello-ada.apps.test", app("hello-ada")),
+            ("Hello-Ada.Apps.Test:8080", app("hello-ada")),
+            ("hello-ada.apps.test.", app("hello-ada")),
+            ("apps.test", AppsHost::None),
+            ("apps.test:8080", AppsHost::None),
+            ("deep.hello-ada.apps.test", AppsHost::None),
+            (".apps.test", AppsHost::None),
+            ("sandpit.test", AppsHost::Platform),
+            ("evilapps.test", AppsHost::Platform),
+            ("127.0.0.1:8080", AppsHost::Platform),
+            ("[::1]:8080", AppsHost::Platform),
+            ("[::1]", AppsHost::Platform),
+            ("", AppsHost::Platform),
+        ] {
+            assert_eq!(on_apps_domain(host, "apps.test"), kind, "{host}");
         }
     }
 }
