@@ -969,7 +969,7 @@ impl Apps {
             .await
             .map_err(internal)?;
         slot.logs.push("platform", "woken by a request");
-        Instance::launch(
+        let instance = Instance::launch(
             app.id,
             version,
             sandbox,
@@ -978,7 +978,11 @@ impl Apps {
             Duration::from_secs(self.config.start_timeout_seconds),
             Duration::from_secs(self.config.response_timeout_seconds),
         )
-        .await
+        .await?;
+        // As a deploy says it, so a follower of the log knows it answers again.
+        slot.logs
+            .push("platform", &format!("version {version} is live again"));
+        Ok(instance)
     }
 
     /// Stops instances idle for `apps.idle_stop_minutes`, and deletes apps (not pinned)

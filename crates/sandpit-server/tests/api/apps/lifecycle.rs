@@ -174,11 +174,11 @@ async fn an_idle_app_is_stopped_and_its_next_request_wakes_it() {
     let logs = app
         .get(&format!("/api/v1/apps/{id}/logs"), Some(&ada))
         .await;
-    assert!(
-        logs.body.to_string().contains("woken by a request"),
-        "{}",
-        logs.body
-    );
+    let log = logs.body.to_string();
+    assert!(log.contains("woken by a request"), "{log}");
+    // Said after it answers again, for whoever follows the log.
+    let woken_at = log.find("woken by a request").unwrap();
+    assert!(log[woken_at..].contains("version 1 is live again"), "{log}");
 
     // Idle again, then a program comes first: it waits and is answered.
     app.state
