@@ -469,6 +469,12 @@ impl Instance {
         &self.upstream
     }
 
+    /// The sandbox it runs in (the apps bench dials the app's port directly, as the proxy's
+    /// connector does, to compare).
+    pub fn sandbox(&self) -> &Arc<dyn Sandbox> {
+        &self.sandbox
+    }
+
     /// Stops the process and destroys the sandbox. Idempotent.
     pub async fn stop(&self) {
         if self.stopping.swap(true, Ordering::SeqCst) {
