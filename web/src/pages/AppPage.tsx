@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { apps, stateLabels, type App, type AppStatus, type Deployment, type Version } from "../api/apps";
-import { ConfirmDelete } from "../apps/ConfirmDelete";
+import { ConfirmDelete } from "../components/ConfirmDelete";
 import { DatabasePanel } from "../apps/DatabasePanel";
 import { DeployPanel } from "../apps/DeployPanel";
 import { LogPanel } from "../apps/LogPanel";

@@ -3,7 +3,7 @@
 // A lazy chunk with that page (app.tsx).
 import { useEffect, useState } from "preact/hooks";
 import { appHref, appRules, apps, runtimes, stateLabels, type App, type AppRuntime } from "../api/apps";
-import { ConfirmDelete } from "../apps/ConfirmDelete";
+import { ConfirmDelete } from "../components/ConfirmDelete";
 import { LoadStatus, useLoad } from "../components/LoadStatus";
 import { Link, navigate } from "../router";
 import { usePageTitle } from "../usePageTitle";

@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { database, engineLabels, SQLITE_PATH, type Credentials, type DatabaseCreated, type DatabaseView, type TableView } from "../api/database";
-import { ConfirmDelete } from "../apps/ConfirmDelete";
+import { ConfirmDelete } from "../components/ConfirmDelete";
 import { LoadStatus, useLoad } from "../components/LoadStatus";
 import { formatBytes, rotatedText, whatIsLost } from "../database/cells";
 import { SqlConsole } from "../database/SqlConsole";

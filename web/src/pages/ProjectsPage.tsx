@@ -1,7 +1,8 @@
 // `/projects`: the user's projects (name, description, last change), creating one (from a
 // template) and deleting one after confirming. Each links to its page, `/projects/<id>`
 // (files, editor and agent jobs: a lazy chunk, see app.tsx).
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
+import { ConfirmDelete } from "../components/ConfirmDelete";
 import { LoadStatus, useLoad } from "../components/LoadStatus";
 import { projectRules, projects, templates, type Project, type Template } from "../api/projects";
 import { Link, navigate } from "../router";
@@ -149,28 +150,6 @@ function CreateProject({ onCreated }: { onCreated: (project: Project) => void })
 }
 
 function ProjectRow({ project, onDeleted }: { project: Project; onDeleted: () => void }) {
-  const [confirming, setConfirming] = useState(false);
-  const [pending, setPending] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const cancelRef = useRef<HTMLButtonElement>(null);
-  const deleteRef = useRef<HTMLButtonElement>(null);
-
-  useEffect(() => {
-    if (confirming) cancelRef.current?.focus();
-  }, [confirming]);
-
-  const remove = async () => {
-    setPending(true);
-    setError(null);
-    try {
-      await projects.remove(project.id);
-      onDeleted();
-    } catch (caught) {
-      setError(errorMessage(caught));
-      setPending(false);
-    }
-  };
-
   return (
     <tr>
       <th scope="row">
@@ -182,34 +161,14 @@ function ProjectRow({ project, onDeleted }: { project: Project; onDeleted: () =>
         <time dateTime={project.updated_at}>{formatWhen(project.updated_at)}</time>
       </td>
       <td>
-        {confirming ? (
-          <div class="confirm" role="group" aria-label={`Delete ${project.name}?`}>
-            <p>Delete it with all its files?</p>
-            <button type="button" class="button button--small button--danger" onClick={remove} disabled={pending}>
-              {pending ? "Deleting…" : `Yes, delete ${project.name}`}
-            </button>
-            <button
-              type="button"
-              ref={cancelRef}
-              class="button button--small"
-              onClick={() => {
-                setConfirming(false);
-                requestAnimationFrame(() => deleteRef.current?.focus());
-              }}
-            >
-              Cancel
-            </button>
-          </div>
-        ) : (
-          <button type="button" ref={deleteRef} class="button button--small button--danger" onClick={() => setConfirming(true)}>
-            Delete<span class="visually-hidden"> {project.name}</span>
-          </button>
-        )}
-        {error !== null && (
-          <p role="alert" class="alert">
-            {error}
-          </p>
-        )}
+        <ConfirmDelete
+          name={project.name}
+          question="Delete it with all its files?"
+          onConfirm={async () => {
+            await projects.remove(project.id);
+            onDeleted();
+          }}
+        />
       </td>
     </tr>
   );

@@ -1,4 +1,5 @@
-// Delete, then "Yes, delete <name>" or Cancel: the apps list and an app's page ask the same way.
+// Delete, then "Yes, delete <name>" or Cancel: the projects and apps lists, an app's page and the
+// database page ask the same way.
 // Focus goes to Cancel when asking, and back to Delete when cancelled.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorMessage } from "../pages/CatalogPage";
