@@ -328,22 +328,35 @@ impl Postgres {
 
     pub async fn tables(&self, name: &str, password: &str) -> Result<TableList, ApiError> {
         let mut conn = self.connect(name, password).await?;
+        let tables = self.describe(&mut conn, None).await?;
+        Ok(TableList { tables })
+    }
+
+    /// The `public` schema's tables and views with their columns and row counts: all of
+    /// them, or only the one named `only`.
+    async fn describe(
+        &self,
+        conn: &mut PgConnection,
+        only: Option<&str>,
+    ) -> Result<Vec<TableView>, ApiError> {
         let found = sqlx::query(
             "SELECT c.oid::int8, c.relname::text, c.relkind::text FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY c.relname",
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') \
+             AND ($1::text IS NULL OR c.relname = $1) ORDER BY c.relname",
         )
-        .fetch_all(&mut conn)
+        .bind(only)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
         let mut tables = Vec::new();
         for row in found {
             let (oid, table, kind): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
-            let columns = table_columns(&mut conn, oid).await?;
+            let columns = table_columns(conn, oid).await?;
             let is_table = kind == "r" || kind == "p";
             let rows = if is_table {
                 let sql = format!("SELECT count(*) FROM public.{}", ident(&table));
-                let (_, counted, _, _) = self.run(&mut conn, &sql, false).await?;
+                let (_, counted, _, _) = self.run(conn, &sql, false).await?;
                 counted
                     .first()
                     .and_then(|r| r.first())
@@ -358,7 +371,7 @@ impl Postgres {
                 columns,
             });
         }
-        Ok(TableList { tables })
+        Ok(tables)
     }
 
     pub async fn rows(
@@ -369,8 +382,8 @@ impl Postgres {
         offset: u64,
         limit: u32,
     ) -> Result<RowsPage, ApiError> {
-        let list = self.tables(name, password).await?;
-        let Some(found) = list.tables.into_iter().find(|t| t.name == table) else {
+        let mut conn = self.connect(name, password).await?;
+        let Some(found) = self.describe(&mut conn, Some(table)).await?.pop() else {
             return Err(super::viewer_error(
                 "no_such_table",
                 format!("there is no table or view {table:?}"),
@@ -391,7 +404,6 @@ impl Postgres {
             "SELECT * FROM public.{}{order} LIMIT {limit} OFFSET {offset}",
             ident(table)
         );
-        let mut conn = self.connect(name, password).await?;
         let (_, rows, _, _) = self.run(&mut conn, &sql, false).await?;
         Ok(RowsPage {
             columns: found.columns,
