@@ -54,10 +54,11 @@ def main():
             for c in con.execute(f"PRAGMA table_info({quote(name)})")
         ]
 
-    def tables():
+    def tables(only=None):
         found = con.execute(
             "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') "
-            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            "AND name NOT LIKE 'sqlite_%' AND (?1 IS NULL OR name = ?1) ORDER BY name",
+            (only,),
         ).fetchall()
         return {
             name: {
@@ -74,12 +75,11 @@ def main():
         if op == "tables":
             answer({"ok": {"tables": list(tables().values())}})
         if op == "rows":
-            known = tables()
-            table = known.get(req["table"])
+            table = tables(req["table"]).get(req["table"])
             if table is None:
                 fail("no_such_table", f"there is no table or view {req['table']!r}")
             q = quote(table["name"])
-            total = con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
+            total = table["rows"] if table["rows"] is not None else con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
             order = " ORDER BY rowid" if table["kind"] == "table" else ""
             try:
                 cur = con.execute(f"SELECT * FROM {q}{order} LIMIT ? OFFSET ?", (req["limit"], req["offset"]))
