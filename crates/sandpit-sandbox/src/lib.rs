@@ -29,6 +29,6 @@ pub use native::{NativeBackend, NativeConfig};
 pub use pool::{Lease, Pool};
 pub use protocol::{ExitInfo, LimitKind, OUTPUT_WINDOW, Stream};
 pub use spec::{
-    NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits, SandboxSpec, StdioMode,
-    Volume, VolumeTarget, WorkspacePath, WorkspaceSpec,
+    ContainersSpec, NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits,
+    SandboxSpec, StdioMode, Volume, VolumeTarget, WorkspacePath, WorkspaceSpec,
 };

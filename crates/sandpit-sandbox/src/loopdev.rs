@@ -116,6 +116,48 @@ pub async fn prepare(dir: &Path, bytes: u64, max_files: u64) -> Result<PathBuf, 
     Ok(image)
 }
 
+/// Makes a fresh, uniquely named image of `bytes` in `dir` for one sandbox's scratch disk (a
+/// container engine's): the caller attaches it, lets the sandbox mount it and unlinks it, so
+/// the space is the kernel's to free when the sandbox's mount goes.
+pub async fn scratch(dir: &Path, bytes: u64, max_files: u64) -> Result<PathBuf, SandboxError> {
+    if bytes < MIN_IMAGE_BYTES {
+        return Err(SandboxError::Setup(format!(
+            "a scratch disk needs at least {MIN_IMAGE_BYTES} bytes"
+        )));
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| SandboxError::Io {
+                context: format!("creating {}", dir.display()),
+                source,
+            })?;
+    }
+    let image = dir.join(format!("scratch-{}.img", uuid::Uuid::now_v7().simple()));
+    format(&image, bytes, max_files).await?;
+    Ok(image)
+}
+
+/// Removes the scratch images a killed server left in `dir` (their sandboxes died with it).
+/// Call after [`detach_stale`] on the same directory.
+pub fn remove_stale_scratch(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| {
+                n.starts_with("scratch-") && (n.ends_with(".img") || n.ends_with(".new"))
+            })
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Spare images live here, beside the workspace directories (a name no workspace has).
 pub const SPARES_DIR: &str = ".spare";
 /// Spares kept per size and entry count: enough for a burst of new sessions while the next

@@ -17,7 +17,7 @@ use crate::cgroup::{Cgroup, CgroupLimits, CgroupManager};
 use crate::client::AgentConnection;
 use crate::error::SandboxError;
 use crate::loopdev::{self, LoopDevice};
-use crate::protocol::AgentSetup;
+use crate::protocol::{AgentSetup, ContainersSetup};
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec, WorkspaceSpec};
 
@@ -272,13 +272,63 @@ impl NativeBackend {
                 Some(LoopDevice::attach(&image).await?)
             }
         };
+        let engine = match &spec.containers {
+            None => None,
+            Some(containers) => {
+                let made = async {
+                    let image = loopdev::scratch(
+                        &containers.dir,
+                        containers.disk_bytes,
+                        containers.max_files,
+                    )
+                    .await?;
+                    match LoopDevice::attach(&image).await {
+                        Ok(device) => Ok((image, device)),
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&image);
+                            Err(e)
+                        }
+                    }
+                };
+                match made.await {
+                    Ok(made) => Some(made),
+                    Err(e) => {
+                        if let Some(device) = device {
+                            device.detach().await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let containers = spec
+            .containers
+            .as_ref()
+            .zip(engine.as_ref())
+            .map(|(c, (_, device))| ContainersSetup {
+                device: device.path.clone(),
+                image_store: c.image_store.clone(),
+            });
         let result = self
-            .start_agent(spec, uid, device.as_ref().map(|d| d.path.clone()))
+            .start_agent(
+                spec,
+                uid,
+                device.as_ref().map(|d| d.path.clone()),
+                containers,
+            )
             .await;
         // Mounted by now if the agent is ready: the kernel keeps the device until the sandbox's
         // mount goes. Otherwise it goes at once.
         if let Some(device) = device {
             device.detach().await;
+        }
+        // The engine's disk likewise, and its file is unlinked: its space returns when the
+        // box's mount goes, with nothing to clean up after a crash but the file name.
+        if let Some((image, device)) = engine {
+            device.detach().await;
+            if let Err(e) = std::fs::remove_file(&image) {
+                tracing::warn!(image = %image.display(), error = %e, "unlinking a scratch disk");
+            }
         }
         result
     }
@@ -288,6 +338,7 @@ impl NativeBackend {
         spec: &SandboxSpec,
         uid: UidLease,
         workspace_device: Option<PathBuf>,
+        containers: Option<ContainersSetup>,
     ) -> Result<(NativeSandbox, Vec<String>), SandboxError> {
         let id = format!("sb-{}", uuid::Uuid::now_v7().simple());
         let limits = &spec.limits;
@@ -330,6 +381,7 @@ impl NativeBackend {
             seccomp: self.config.seccomp,
             workspace_device,
             volumes: spec.volumes.clone(),
+            containers,
         };
         let stream =
             tokio::net::UnixStream::from_std(ours).map_err(|e| fail(&cgroup, io("socket", e)))?;

@@ -41,6 +41,19 @@ pub struct AgentSetup {
     /// Host directories bound into the box (see [`crate::spec::Volume`]).
     #[serde(default)]
     pub volumes: Vec<crate::spec::Volume>,
+    /// A container engine's room (see [`crate::spec::ContainersSpec`]).
+    #[serde(default)]
+    pub containers: Option<ContainersSetup>,
+}
+
+/// What the agent mounts for a container engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainersSetup {
+    /// The block device of the engine's disk (ext4), mounted at
+    /// [`crate::spec::containers::DISK_DIR`].
+    pub device: PathBuf,
+    /// The shared base-image store, bound read-only and id-mapped to the box's user.
+    pub image_store: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

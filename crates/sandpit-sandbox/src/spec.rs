@@ -27,6 +27,49 @@ pub struct SandboxSpec {
     /// Host directories shared into the box (a user's database directory).
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// A container engine's room in the box (a `docker` session); `None` for everything else.
+    #[serde(default)]
+    pub containers: Option<ContainersSpec>,
+}
+
+/// What a sandbox needs to run a rootless container engine (Podman) inside itself: a disk of
+/// its own for the images it builds and the containers it runs, and the host's shared base
+/// images. With it the box allows what a rootless engine does — new user namespaces and,
+/// inside them, mounts — and nothing more: every container is a process of the box, under its
+/// cgroup, its uid and its network namespace. (The backend says whether it can do this.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainersSpec {
+    /// A host directory where the backend keeps the disk while the box lives (the native
+    /// backend: an ext4 image, unlinked once mounted, so it is gone with the box).
+    pub dir: PathBuf,
+    /// The disk's size: images, build layers and containers' writes together.
+    pub disk_bytes: u64,
+    /// Entries the disk can hold (its inode table).
+    pub max_files: u64,
+    /// A containers-storage directory of base images (`sandpit images build`), seen read-only
+    /// and owned by the box's user (an id-mapped mount), so many boxes share one copy.
+    pub image_store: Option<PathBuf>,
+}
+
+/// Where the engine's pieces are inside a box with [`ContainersSpec`].
+pub mod containers {
+    /// The engine's disk (storage, run state).
+    pub const DISK_DIR: &str = "/var/lib/containers";
+    /// The shared base images, read-only.
+    pub const IMAGES_DIR: &str = "/var/lib/sandpit-images";
+    /// The runtime directory (`XDG_RUNTIME_DIR`) of the engine and its clients.
+    pub const RUN_DIR: &str = "/var/lib/containers/run";
+    /// The engine's Docker-compatible API socket.
+    pub const SOCKET: &str = "/var/lib/containers/run/docker.sock";
+    /// The environment a process needs to use the engine: `podman` runs it in-process,
+    /// `docker` talks to the API socket (which the caller starts: `podman system service`).
+    pub const ENV: &[(&str, &str)] = &[
+        ("XDG_RUNTIME_DIR", RUN_DIR),
+        ("DOCKER_HOST", "unix:///var/lib/containers/run/docker.sock"),
+        // Named, so a rootless engine reads all of it (the shared image store too), not only
+        // the few keys it takes from the system file.
+        ("CONTAINERS_STORAGE_CONF", "/etc/containers/storage.conf"),
+    ];
 }
 
 /// A host directory the sandbox sees at `target`, bound as it is (what the box writes there
@@ -164,6 +207,7 @@ impl SandboxSpec {
             hostname: "sandpit".into(),
             workspace: WorkspaceSpec::Ephemeral,
             volumes: Vec::new(),
+            containers: None,
         }
     }
 }

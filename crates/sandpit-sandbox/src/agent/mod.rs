@@ -8,6 +8,7 @@
 //! Namespaces, mounts and the cgroup are paid for once per sandbox; a spawn is a fork and exec
 //! from an already-isolated process.
 
+mod containers;
 mod files;
 mod root;
 mod serve;
@@ -145,6 +146,9 @@ fn inside(setup: AgentSetup, mut stream: UnixStream, oom: Option<std::fs::File>)
     if !setup.cgroup_procs.is_empty() {
         features.push("cgroup");
     }
+    if setup.containers.is_some() {
+        features.push("containers");
+    }
     let ready = Frame::new(Event::Ready {
         features: features.into_iter().map(String::from).collect(),
     });
@@ -197,7 +201,12 @@ fn build_inside(setup: &AgentSetup) -> Result<Option<SyscallFilter>, String> {
     nix::unistd::sethostname(&setup.hostname).map_err(|e| format!("setting the host name: {e}"))?;
     sys::loopback_up().map_err(|e| format!("bringing up loopback: {e}"))?;
     if setup.seccomp {
-        SyscallFilter::new()
+        let filter = if setup.containers.is_some() {
+            SyscallFilter::for_containers()
+        } else {
+            SyscallFilter::new()
+        };
+        filter
             .map(Some)
             .map_err(|e| format!("building the seccomp filter: {e}"))
     } else {

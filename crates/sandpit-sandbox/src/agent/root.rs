@@ -62,11 +62,11 @@ fn ms_ro() -> MsFlags {
     MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
 }
 
-fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> io::Error {
+pub(super) fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{what} {}: {e}", path.display()))
 }
 
-fn do_mount(
+pub(super) fn do_mount(
     source: Option<&str>,
     target: &Path,
     fstype: Option<&str>,
@@ -130,7 +130,7 @@ fn bind_volume(dir: &fs::File, volume: &crate::spec::Volume, root: &Path) -> io:
     do_mount(None, &dst, None, flags, None)
 }
 
-fn path_str(p: &Path) -> io::Result<&str> {
+pub(super) fn path_str(p: &Path) -> io::Result<&str> {
     p.to_str()
         .ok_or_else(|| io_err("path", p, "is not valid UTF-8"))
 }
@@ -300,6 +300,22 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         .iter()
         .map(|v| Ok((open_dir_nofollow(&v.source)?, v)))
         .collect::<io::Result<Vec<_>>>()?;
+    // The shared base images too: a detached copy of their mount, id-mapped later.
+    let image_tree = match setup
+        .containers
+        .as_ref()
+        .and_then(|c| c.image_store.as_ref())
+    {
+        Some(store) => {
+            Some(super::sys::clone_tree(store).map_err(|e| io_err("open_tree", store, e))?)
+        }
+        None => None,
+    };
+    if setup.containers.is_some() && !matches!(setup.root, RootSpec::Host) {
+        return Err(io::Error::other(
+            "a container engine needs the host root (its /etc/containers is generated)",
+        ));
+    }
     let root = PathBuf::from(STAGING);
     do_mount(
         Some("tmpfs"),
@@ -349,7 +365,9 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         }
     }
 
-    // /proc of the new PID namespace, with /proc/sys read-only.
+    // /proc of the new PID namespace, with /proc/sys read-only — except in a box with a
+    // container engine: the kernel lets a user namespace mount a /proc only where the existing
+    // one is not partly covered. /proc/sys is the host root's to write either way.
     let proc_dir = root.join("proc");
     fs::create_dir(&proc_dir)?;
     do_mount(
@@ -359,21 +377,23 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    let proc_sys = proc_dir.join("sys");
-    do_mount(
-        Some(path_str(&proc_sys)?),
-        &proc_sys,
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )?;
-    do_mount(
-        None,
-        &proc_sys,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ms_ro() | MsFlags::MS_NOEXEC,
-        None,
-    )?;
+    if setup.containers.is_none() {
+        let proc_sys = proc_dir.join("sys");
+        do_mount(
+            Some(path_str(&proc_sys)?),
+            &proc_sys,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+        do_mount(
+            None,
+            &proc_sys,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ms_ro() | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+    }
 
     build_dev(&root)?;
 
@@ -388,6 +408,10 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
 
     for (dir, volume) in &volumes {
         bind_volume(dir, volume, &root)?;
+    }
+
+    if let Some(containers) = &setup.containers {
+        super::containers::build(containers, image_tree.as_ref(), setup, &root, &proc_dir)?;
     }
 
     // Enter the new root and drop every reference to the old one.

@@ -226,3 +226,129 @@ pub fn has_xattrs(path: &std::path::Path) -> io::Result<bool> {
     }
     Ok(n > 0)
 }
+
+/// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`), to be given new
+/// attributes and attached elsewhere. Held from before the staging root covers the path.
+pub fn clone_tree(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    // SAFETY: a valid NUL-terminated path; the kernel returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to us and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// A user namespace whose only mapping is `0 → uid` (and `0 → gid`): the id map that makes
+/// root-owned files of a mount appear as the box user's. A short-lived child makes it; the
+/// namespace lives on through the returned descriptor. `proc` is a `/proc` of the caller's PID
+/// namespace. Called while the agent is single-threaded.
+pub fn idmap_userns(
+    uid: u32,
+    gid: u32,
+    proc: &std::path::Path,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let (ready_r, ready_w) = nix::unistd::pipe()?;
+    let (done_r, done_w) = nix::unistd::pipe()?;
+    match fork()? {
+        Forked::Child => {
+            // Only async-signal-safe calls from here: unshare, write, read, _exit.
+            // SAFETY: plain syscalls on descriptors this process owns.
+            unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+                let byte: u8 = u8::from(ok);
+                libc::write(ready_w.as_raw_fd(), (&raw const byte).cast(), 1);
+                let mut buf = 0u8;
+                libc::read(done_r.as_raw_fd(), (&raw mut buf).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        Forked::Parent(child) => {
+            drop(ready_w);
+            drop(done_r);
+            let mut byte = [0u8];
+            let made =
+                nix::unistd::read(ready_r.as_raw_fd(), &mut byte).map(|n| n == 1 && byte[0] == 1);
+            let result = match made {
+                Ok(true) => {
+                    let dir = proc.join(child.to_string());
+                    std::fs::write(dir.join("uid_map"), format!("0 {uid} 1\n"))
+                        .and_then(|()| std::fs::write(dir.join("gid_map"), format!("0 {gid} 1\n")))
+                        .and_then(|()| std::fs::File::open(dir.join("ns/user")))
+                        .map(std::os::fd::OwnedFd::from)
+                }
+                Ok(false) => Err(io::Error::other("unshare(CLONE_NEWUSER) failed")),
+                Err(e) => Err(e.into()),
+            };
+            let _ = nix::unistd::write(&done_w, b"x");
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+            result
+        }
+    }
+}
+
+/// Makes a detached tree read-only, without set-uid and device files, with the id map of
+/// `userns`, and attaches it at `target`.
+pub fn attach_idmapped(
+    tree: &std::os::fd::OwnedFd,
+    userns: &std::os::fd::OwnedFd,
+    target: &std::path::Path,
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    /// `struct mount_attr` of <linux/mount.h>.
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: a valid descriptor, an empty path with AT_EMPTY_PATH, and a struct of the size
+    // passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &raw const attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    } as libc::c_int)?;
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid descriptor and NUL-terminated paths.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    } as libc::c_int)
+}

@@ -1,0 +1,173 @@
+//! The room a rootless container engine (Podman) needs in a box: its own disk, the host's
+//! shared base images id-mapped to the box's user, a generated `/etc/containers`, and the few
+//! kernel settings of the box's own namespaces that containers expect. Built as root inside
+//! the box's mount namespace, before the root is entered (see [`super::root::build`]).
+//!
+//! Everything an engine starts is a process of the box: under its cgroup (memory, processes,
+//! CPU), as its uid, in its network namespace (the engine uses it as the "host" network, so
+//! `docker run -p 8080:8080` is reachable at 127.0.0.1:8080 in the box and nowhere else).
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use nix::mount::MsFlags;
+
+use super::root::{do_mount, io_err, path_str};
+use crate::protocol::{AgentSetup, ContainersSetup};
+use crate::spec::containers::{DISK_DIR, IMAGES_DIR, RUN_DIR};
+
+/// `containers.conf`: runc (crun refuses hybrid cgroup hosts), the box's network, no kernel
+/// keyring (keyctl stays refused), logs and events in files, temporary files on the disk.
+const CONTAINERS_CONF: &str = r#"# Written by sandpit for this box.
+[containers]
+netns = "host"
+cgroups = "disabled"
+keyring = false
+log_driver = "k8s-file"
+log_size_max = 10485760
+
+[engine]
+runtime = "crun"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+image_copy_tmp_dir = "/var/lib/containers/tmp"
+"#;
+
+/// `registries.conf`: short names resolve to Docker Hub's names, which is what the local base
+/// images are tagged with; no registry is reachable from a box, and saying "blocked" beats a
+/// DNS timeout.
+const REGISTRIES_CONF: &str = r#"# Written by sandpit for this box: images come from `sandpit images`, not from a registry.
+unqualified-search-registries = ["docker.io"]
+short-name-mode = "permissive"
+
+[[registry]]
+location = "docker.io"
+blocked = true
+"#;
+
+const POLICY_JSON: &str = r#"{"default": [{"type": "insecureAcceptAnything"}]}
+"#;
+
+fn storage_conf(with_images: bool) -> String {
+    let stores = if with_images {
+        format!("additionalimagestores = [\"{IMAGES_DIR}\"]\n")
+    } else {
+        String::new()
+    };
+    // One uid inside the box, so layers cannot keep their owners: files are the box user's
+    // (`ignore_chown_errors`), as in any rootless engine without subordinate ids.
+    format!(
+        "# Written by sandpit for this box.\n\
+         [storage]\n\
+         driver = \"overlay\"\n\
+         graphroot = \"{DISK_DIR}/storage\"\n\
+         runroot = \"{RUN_DIR}/storage\"\n\
+         rootless_storage_path = \"{DISK_DIR}/storage\"\n\n\
+         [storage.options]\n\
+         {stores}\n\
+         [storage.options.overlay]\n\
+         ignore_chown_errors = \"true\"\n"
+    )
+}
+
+/// Builds the engine's room under the staging `root`; `proc` is the box's new `/proc` there.
+pub fn build(
+    containers: &ContainersSetup,
+    image_tree: Option<&OwnedFd>,
+    setup: &AgentSetup,
+    root: &Path,
+    proc: &Path,
+) -> io::Result<()> {
+    let (uid, gid) = (setup.uid, setup.gid);
+    let disk = root.join(DISK_DIR.trim_start_matches('/'));
+    fs::create_dir_all(&disk).map_err(|e| io_err("mkdir", &disk, e))?;
+    do_mount(
+        Some(path_str(&containers.device)?),
+        &disk,
+        Some("ext4"),
+        // Executables stay: image layers are programs. Set-uid bits mean nothing under
+        // no_new_privs, and device files are the kernel's to refuse in a user namespace.
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME,
+        Some("errors=remount-ro"),
+    )?;
+    let _ = fs::remove_dir(disk.join("lost+found"));
+    std::os::unix::fs::lchown(&disk, Some(uid), Some(gid))?;
+    for (name, mode) in [("storage", 0o700), ("run", 0o700), ("tmp", 0o1777)] {
+        let dir = disk.join(name);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&dir)
+            .map_err(|e| io_err("mkdir", &dir, e))?;
+        // The umask took bits off: set the mode itself.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
+        std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+    }
+    // Builders put their scratch files in /var/tmp: on the disk, not in memory.
+    symlink(format!("{DISK_DIR}/tmp"), root.join("var/tmp"))?;
+
+    if let Some(tree) = image_tree {
+        let dst = root.join(IMAGES_DIR.trim_start_matches('/'));
+        fs::create_dir_all(&dst).map_err(|e| io_err("mkdir", &dst, e))?;
+        let userns = super::sys::idmap_userns(uid, gid, proc)
+            .map_err(|e| io::Error::other(format!("a user namespace for the id map: {e}")))?;
+        super::sys::attach_idmapped(tree, &userns, &dst)
+            .map_err(|e| io_err("id-mapped mount of the base images at", &dst, e))?;
+    }
+
+    // Container runtimes bind /sys for a container that shares the network, and engines look
+    // at /sys/fs/cgroup to learn the cgroup version. An empty read-only tmpfs there gives them
+    // both and shows nothing of the host: "cgroup v1 without controllers", so a rootless
+    // engine makes no cgroups of its own and the box's cgroup counts everything.
+    let cgroup = root.join("sys/fs/cgroup");
+    fs::create_dir_all(&cgroup)?;
+    do_mount(
+        Some("tmpfs"),
+        &cgroup,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        Some("size=4k,mode=755"),
+    )?;
+
+    let etc = root.join("etc/containers");
+    fs::create_dir_all(&etc).map_err(|e| io_err("mkdir", &etc, e))?;
+    fs::write(etc.join("containers.conf"), CONTAINERS_CONF)?;
+    fs::write(etc.join("storage.conf"), storage_conf(image_tree.is_some()))?;
+    fs::write(etc.join("registries.conf"), REGISTRIES_CONF)?;
+    fs::write(etc.join("policy.json"), POLICY_JSON)?;
+    // No subordinate ids: the engine maps the box's one uid (and says so in a warning).
+    for name in ["subuid", "subgid"] {
+        fs::write(root.join("etc").join(name), "")?;
+    }
+
+    // The box's network namespace is its own: a container may listen on port 80 in it, as it
+    // would on a Docker host.
+    let ports = proc.join("sys/net/ipv4/ip_unprivileged_port_start");
+    fs::write(&ports, "0").map_err(|e| io_err("write", &ports, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_lists_the_base_images_only_when_there_are_some() {
+        assert!(
+            storage_conf(true).contains("additionalimagestores = [\"/var/lib/sandpit-images\"]")
+        );
+        assert!(!storage_conf(false).contains("additionalimagestores"));
+        for conf in [storage_conf(true), storage_conf(false)] {
+            let parsed: toml::Table = conf.parse().unwrap();
+            assert_eq!(
+                parsed["storage"]["graphroot"].as_str(),
+                Some("/var/lib/containers/storage")
+            );
+        }
+        let _: toml::Table = CONTAINERS_CONF.parse().unwrap();
+        let _: toml::Table = REGISTRIES_CONF.parse().unwrap();
+        let _: serde_json::Value = serde_json::from_str(POLICY_JSON).unwrap();
+    }
+}
