@@ -549,7 +549,9 @@ async fn a_second_client_is_served_while_a_background_job_floods() {
     // The shell is still reading commands: another client stops the flood, then computes.
     // `yes` may die in the middle of a line, so the answer starts on a line of its own.
     let mut second = term.connect().await;
-    second.type_in("kill $!; wait; printf '\\n%s\\n' $((6*7))\r").await;
+    second
+        .type_in("kill $!; wait; printf '\\n%s\\n' $((6*7))\r")
+        .await;
     second.until_output("42").await;
     flooder.until_output("42").await;
     term.sandbox.destroy().await.unwrap();
