@@ -86,6 +86,16 @@ fn listening_in(table: &str) -> impl Iterator<Item = u16> + '_ {
     })
 }
 
+/// The first subordinate id of the box running as `uid`: above 2^31, a block of
+/// [`SUBORDINATE_IDS`](crate::spec::containers::SUBORDINATE_IDS) per uid of the range, so
+/// boxes of one backend never share one. (32767 blocks fit below 2^32; a range longer than
+/// that wraps, and the uids 32767 apart share ids — far more boxes than one host runs.)
+fn subordinate_start(uids: &std::ops::Range<u32>, uid: u32) -> u32 {
+    let block = crate::spec::containers::SUBORDINATE_IDS + 1;
+    let slot = (uid - uids.start) % 32_767;
+    (1 << 31) + slot * block
+}
+
 /// How the native backend starts agents and whom sandboxed code runs as.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
@@ -308,6 +318,7 @@ impl NativeBackend {
             .map(|(c, (_, device))| ContainersSetup {
                 device: device.path.clone(),
                 image_store: c.image_store.clone(),
+                sub_start: subordinate_start(&self.config.uids, uid.uid),
             });
         let result = self
             .start_agent(
@@ -616,6 +627,19 @@ mod tests {
    2: 00000000:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 3 1 0 100 0 0 10 0
 ";
         assert_eq!(listening_in(table).collect::<Vec<_>>(), vec![8080, 5000]);
+    }
+
+    #[test]
+    fn subordinate_ids_of_boxes_do_not_meet_and_stay_below_2_to_the_32() {
+        let uids = 1_900_000_000..1_900_010_000;
+        let first = subordinate_start(&uids, uids.start);
+        let second = subordinate_start(&uids, uids.start + 1);
+        assert_eq!(first, 1 << 31);
+        assert!(second >= first + crate::spec::containers::SUBORDINATE_IDS);
+        let last = subordinate_start(&uids, uids.end - 1);
+        assert!(u64::from(last) + u64::from(crate::spec::containers::SUBORDINATE_IDS) < 1 << 32);
+        let wrapped = subordinate_start(&(0..40_000), 32_767 + 5);
+        assert_eq!(wrapped, subordinate_start(&(0..40_000), 5));
     }
 
     #[test]

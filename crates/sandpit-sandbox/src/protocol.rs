@@ -54,6 +54,9 @@ pub struct ContainersSetup {
     pub device: PathBuf,
     /// The shared base-image store, bound read-only and id-mapped to the box's user.
     pub image_store: Option<PathBuf>,
+    /// The first of the box's subordinate ids ([`crate::spec::containers::SUBORDINATE_IDS`]
+    /// of them): host ids no other box has, for its containers' users.
+    pub sub_start: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,18 +57,25 @@ pub mod containers {
     pub const DISK_DIR: &str = "/var/lib/containers";
     /// The shared base images, read-only.
     pub const IMAGES_DIR: &str = "/var/lib/sandpit-images";
-    /// The runtime directory (`XDG_RUNTIME_DIR`) of the engine and its clients.
-    pub const RUN_DIR: &str = "/var/lib/containers/run";
-    /// The engine's Docker-compatible API socket.
-    pub const SOCKET: &str = "/var/lib/containers/run/docker.sock";
-    /// The environment a process needs to use the engine: `podman` runs it in-process,
-    /// `docker` talks to the API socket (which the caller starts: `podman system service`).
+    /// The runtime directory (`XDG_RUNTIME_DIR`) of the engine and its clients: under `/run`
+    /// (a small tmpfs of the box user's), where Podman expects it.
+    pub const RUN_DIR: &str = "/run/engine";
+    /// Where the box's `docker` command is: Podman itself, run daemonless (Podman answers to
+    /// the Docker CLI's commands and flags). First on the `PATH` of [`ENV`].
+    pub const BIN_DIR: &str = "/run/engine/bin";
+    /// Where the box's `newuidmap`/`newgidmap` ask the agent for id maps.
+    pub const IDMAP_SOCKET: &str = "/run/engine/idmap.sock";
+    /// Subordinate ids each box with an engine gets (a container's uids 1..=65535).
+    pub const SUBORDINATE_IDS: u32 = 65_535;
+    /// The environment a process needs to use the engine as `docker` or `podman`.
     pub const ENV: &[(&str, &str)] = &[
         ("XDG_RUNTIME_DIR", RUN_DIR),
-        ("DOCKER_HOST", "unix:///var/lib/containers/run/docker.sock"),
+        ("PATH", "/run/engine/bin:/usr/local/bin:/usr/bin:/bin"),
         // Named, so a rootless engine reads all of it (the shared image store too), not only
         // the few keys it takes from the system file.
         ("CONTAINERS_STORAGE_CONF", "/etc/containers/storage.conf"),
+        // Docker's image format, which keeps HEALTHCHECK (OCI's drops it).
+        ("BUILDAH_FORMAT", "docker"),
     ];
 }
 

@@ -130,7 +130,8 @@ async fn sh(sandbox: &dyn Sandbox, script: &str) -> Output {
         output_bytes: Some(1 << 20),
         // Files as large as the disk: the disk is the limit under test.
         file_size_bytes: 1 << 30,
-        ..ProcessLimits::default()
+        // Engines give containers 1024 descriptors (containers.conf), which must fit.
+        open_files: 4096,
     };
     tokio::time::timeout(PATIENCE, async {
         sandbox
@@ -164,8 +165,8 @@ async fn a_container_runs_as_root_of_its_own_namespaces_and_can_change_its_image
     )
     .await;
     let lines: Vec<&str> = out.lines().filter(|l| !l.contains("level=")).collect();
-    // Root inside (a user namespace of the box's one uid); the shared image's root-owned
-    // files are the container's to change (copied up into its own layer).
+    // Root inside (the box's uid is 0 in the engine's user namespace); the shared image's
+    // root-owned files are the container's to change (copied up into its own layer).
     assert_eq!(lines.first(), Some(&"0"), "{out}");
     assert!(lines.contains(&"wrote"), "{out}");
     // The base image is listed read-only, from the shared store.
@@ -307,4 +308,55 @@ async fn only_a_box_with_an_engine_may_make_user_namespaces() {
     let out = sh(&*with, "strace -o /dev/null true 2>&1").await;
     assert_ne!(out.exit.code, Some(0), "{}", describe(&out));
     with.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn docker_builds_and_runs_images_with_users_ports_and_health_checks() {
+    let engine = Engine::new(64_020..64_024).await;
+    let sandbox = engine.sandbox().await;
+    assert_eq!(
+        sh_ok(&*sandbox, "command -v docker").await.trim(),
+        "/run/engine/bin/docker"
+    );
+    sh_ok(
+        &*sandbox,
+        "mkdir -p /workspace/app && cd /workspace/app && printf '%s\\n' \
+         'FROM tiny:1' 'RUN echo built > /www' 'USER 1000' 'EXPOSE 8080' \
+         'HEALTHCHECK CMD true' 'CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/\"]' \
+         > Dockerfile && docker build -q -t app . >/dev/null 2>&1",
+    )
+    .await;
+    let inspect = sh_ok(
+        &*sandbox,
+        "docker image inspect app --format \
+         '{{len .RootFS.Layers}}|{{.Config.User}}|{{.Config.ExposedPorts}}|{{.Config.Healthcheck.Test}}' 2>/dev/null",
+    )
+    .await;
+    assert_eq!(inspect.trim(), "2|1000|map[8080/tcp:{}]|[CMD-SHELL true]");
+    sh_ok(
+        &*sandbox,
+        "docker run -d -p 8080:8080 --name web app >/dev/null 2>&1",
+    )
+    .await;
+    tokio::time::timeout(PATIENCE, async {
+        while !sandbox.listening_ports().await.contains(&8080) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the container listens on port 8080");
+    assert_eq!(
+        sh_ok(&*sandbox, "busybox wget -qO- http://127.0.0.1:8080/www").await,
+        "built\n"
+    );
+    // A user of the image's own: the box's subordinate ids, mapped by the agent on request.
+    let id = sh_ok(&*sandbox, "docker exec web id -u 2>/dev/null").await;
+    assert_eq!(id.trim(), "1000");
+    let ps = sh_ok(
+        &*sandbox,
+        "docker ps --format '{{.Names}} {{.Status}}' 2>/dev/null",
+    )
+    .await;
+    assert!(ps.starts_with("web Up"), "{ps}");
+    sandbox.destroy().await.unwrap();
 }

@@ -94,6 +94,10 @@ enum RoleArg {
 fn main() -> std::process::ExitCode {
     // `sandpit agent` is the program inside every sandbox: it must start before anything else
     // (no runtime, no logging, no configuration) because it forks and unshares namespaces.
+    // In a box with a container engine it is also `newuidmap` and `newgidmap`.
+    if let Some(code) = sandpit_sandbox::agent::as_idmap_helper() {
+        return code;
+    }
     if std::env::args_os().nth(1).is_some_and(|a| a == "agent") {
         return sandpit_sandbox::agent::main();
     }

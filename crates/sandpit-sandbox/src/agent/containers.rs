@@ -4,8 +4,13 @@
 //! the box's mount namespace, before the root is entered (see [`super::root::build`]).
 //!
 //! Everything an engine starts is a process of the box: under its cgroup (memory, processes,
-//! CPU), as its uid, in its network namespace (the engine uses it as the "host" network, so
-//! `docker run -p 8080:8080` is reachable at 127.0.0.1:8080 in the box and nowhere else).
+//! CPU), as its uid, in its network namespace (the engine uses it as the "host" network, so an
+//! app a container serves on port 8080 is at 127.0.0.1:8080 in the box and nowhere else).
+//!
+//! `docker` in a box is Podman run daemonless. (Measured here: Podman 4.3's Docker-compatible
+//! API service, driven by the Docker CLI, puts containers on a bridge network that rootless
+//! Podman cannot build inside a box — its rootless network namespace fails to mount — while
+//! the CLI honours `netns = "host"`. It also starts faster: there is no service to wait for.)
 
 use std::fs;
 use std::io;
@@ -17,7 +22,7 @@ use nix::mount::MsFlags;
 
 use super::root::{do_mount, io_err, path_str};
 use crate::protocol::{AgentSetup, ContainersSetup};
-use crate::spec::containers::{DISK_DIR, IMAGES_DIR, RUN_DIR};
+use crate::spec::containers::{BIN_DIR, DISK_DIR, IMAGES_DIR, RUN_DIR};
 
 /// `containers.conf`: runc (crun refuses hybrid cgroup hosts), the box's network, no kernel
 /// keyring (keyctl stays refused), logs and events in files, temporary files on the disk.
@@ -28,6 +33,8 @@ cgroups = "disabled"
 keyring = false
 log_driver = "k8s-file"
 log_size_max = 10485760
+# Within what the box's processes may have (a container cannot raise a hard limit).
+default_ulimits = ["nofile=1024:1024"]
 
 [engine]
 runtime = "crun"
@@ -57,8 +64,6 @@ fn storage_conf(with_images: bool) -> String {
     } else {
         String::new()
     };
-    // One uid inside the box, so layers cannot keep their owners: files are the box user's
-    // (`ignore_chown_errors`), as in any rootless engine without subordinate ids.
     format!(
         "# Written by sandpit for this box.\n\
          [storage]\n\
@@ -67,9 +72,25 @@ fn storage_conf(with_images: bool) -> String {
          runroot = \"{RUN_DIR}/storage\"\n\
          rootless_storage_path = \"{DISK_DIR}/storage\"\n\n\
          [storage.options]\n\
-         {stores}\n\
-         [storage.options.overlay]\n\
-         ignore_chown_errors = \"true\"\n"
+         {stores}"
+    )
+}
+
+/// Mounts the box user's `/run` (before volumes, which may sit under it): the engine's runtime
+/// directory and API socket live there, in memory, gone with the box.
+pub fn mount_run(setup: &AgentSetup, root: &Path) -> io::Result<()> {
+    let run = root.join("run");
+    fs::create_dir_all(&run)?;
+    do_mount(
+        Some("tmpfs"),
+        &run,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(&super::root::tmpfs_options(
+            16 << 20,
+            0o755,
+            Some((setup.uid, setup.gid)),
+        )),
     )
 }
 
@@ -95,8 +116,12 @@ pub fn build(
     )?;
     let _ = fs::remove_dir(disk.join("lost+found"));
     std::os::unix::fs::lchown(&disk, Some(uid), Some(gid))?;
-    for (name, mode) in [("storage", 0o700), ("run", 0o700), ("tmp", 0o1777)] {
-        let dir = disk.join(name);
+    let run = root.join(RUN_DIR.trim_start_matches('/'));
+    for (dir, mode) in [
+        (disk.join("storage"), 0o700),
+        (disk.join("tmp"), 0o1777),
+        (run, 0o700),
+    ] {
         fs::DirBuilder::new()
             .mode(mode)
             .create(&dir)
@@ -131,15 +156,46 @@ pub fn build(
         Some("size=4k,mode=755"),
     )?;
 
+    // `docker` is Podman: the same commands and flags, no daemon to start or to share.
+    let bin = root.join(BIN_DIR.trim_start_matches('/'));
+    fs::create_dir_all(&bin)?;
+    symlink("/usr/bin/podman", bin.join("docker"))?;
+    // newuidmap and newgidmap are this program, asking the agent (see [`super::idmap`]).
+    let exe = std::env::current_exe()?;
+    for name in ["newuidmap", "newgidmap"] {
+        let dst = bin.join(name);
+        fs::write(&dst, b"")?;
+        do_mount(Some(path_str(&exe)?), &dst, None, MsFlags::MS_BIND, None)?;
+        do_mount(
+            None,
+            &dst,
+            None,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
+            None,
+        )?;
+    }
+    std::os::unix::fs::lchown(&bin, Some(uid), Some(gid))?;
+    // Where tools look for a Docker socket (there is none: nothing to hijack).
+    symlink("/run", root.join("var/run"))?;
+
     let etc = root.join("etc/containers");
     fs::create_dir_all(&etc).map_err(|e| io_err("mkdir", &etc, e))?;
     fs::write(etc.join("containers.conf"), CONTAINERS_CONF)?;
     fs::write(etc.join("storage.conf"), storage_conf(image_tree.is_some()))?;
     fs::write(etc.join("registries.conf"), REGISTRIES_CONF)?;
     fs::write(etc.join("policy.json"), POLICY_JSON)?;
-    // No subordinate ids: the engine maps the box's one uid (and says so in a warning).
+    // The box's subordinate ids, once (Podman maps every line that names the user or uid).
+    let sub = format!(
+        "sandbox:{start}:{count}\n",
+        start = containers.sub_start,
+        count = crate::spec::containers::SUBORDINATE_IDS,
+    );
     for name in ["subuid", "subgid"] {
-        fs::write(root.join("etc").join(name), "")?;
+        fs::write(root.join("etc").join(name), &sub)?;
     }
 
     // The box's network namespace is its own: a container may listen on port 80 in it, as it

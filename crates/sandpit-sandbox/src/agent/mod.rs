@@ -10,6 +10,7 @@
 
 mod containers;
 mod files;
+pub mod idmap;
 mod root;
 mod serve;
 mod sys;
@@ -17,12 +18,26 @@ mod sys;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::ExitCode;
 
 use nix::sched::CloneFlags;
 
 use crate::protocol::{AgentSetup, Event, Frame, encode, read_frame_blocking};
 use crate::seccomp::SyscallFilter;
+
+/// When this program runs as a box's `newuidmap` or `newgidmap` (its name says so), what that
+/// does; `None` otherwise. Binaries that can be an agent call this first thing in `main`.
+pub fn as_idmap_helper() -> Option<ExitCode> {
+    let mut args = std::env::args();
+    let name = args.next()?;
+    let kind = match Path::new(&name).file_name()?.to_str()? {
+        "newuidmap" => idmap::Kind::Uid,
+        "newgidmap" => idmap::Kind::Gid,
+        _ => return None,
+    };
+    Some(idmap::helper_main(kind, &args.collect::<Vec<_>>()))
+}
 
 /// Entry point of `sandpit agent`: the socket is on stdin.
 pub fn main() -> ExitCode {

@@ -406,6 +406,9 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         }
     }
 
+    if setup.containers.is_some() {
+        super::containers::mount_run(setup, &root)?;
+    }
     for (dir, volume) in &volumes {
         bind_volume(dir, volume, &root)?;
     }

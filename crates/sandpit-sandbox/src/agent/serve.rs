@@ -105,6 +105,20 @@ pub async fn serve(stream: StdUnixStream, ctx: Context) -> Result<(), ProtocolEr
         procs: HashMap::new(),
         waiting: HashMap::new(),
     }));
+    if let Some(containers) = &state.borrow().ctx.setup.containers {
+        let setup = &state.borrow().ctx.setup;
+        let grant = super::idmap::Grant {
+            uid: setup.uid,
+            gid: setup.gid,
+            sub_start: containers.sub_start,
+            sub_count: crate::spec::containers::SUBORDINATE_IDS,
+        };
+        let path = crate::spec::containers::IDMAP_SOCKET;
+        let listener = tokio::net::UnixListener::bind(path)?;
+        // The box's user connects (its peer credentials are checked on every connection).
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
+        tokio::task::spawn_local(super::idmap::serve(listener, grant));
+    }
     let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
     {
         let state = state.clone();

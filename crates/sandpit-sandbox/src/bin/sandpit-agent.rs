@@ -2,5 +2,8 @@
 //! program into a box. The `sandpit` binary serves the same role with `sandpit agent`.
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = sandpit_sandbox::agent::as_idmap_helper() {
+        return code;
+    }
     sandpit_sandbox::agent::main()
 }
