@@ -182,19 +182,19 @@ async fn a_container_runs_as_root_of_its_own_namespaces_and_can_change_its_image
 }
 
 #[tokio::test]
-async fn a_container_listens_in_the_box_network_and_nowhere_else() {
+async fn a_published_port_is_the_box_s_and_nowhere_else() {
     let engine = Engine::new(64_004..64_008).await;
     let sandbox = engine.sandbox().await;
     sh_ok(
         &*sandbox,
         &format!(
             "mkdir -p /workspace/site && echo hello-from-a-container > /workspace/site/index.html && \
-             podman run -d --name web -v /workspace/site:/www {IMAGE} httpd -f -p 80 -h /www >/dev/null"
+             podman run -d --name web -p 80:8080 -v /workspace/site:/www {IMAGE} httpd -f -p 8080 -h /www >/dev/null"
         ),
     )
     .await;
-    // Port 80 in the box (the box's own network namespace lets containers bind it), reached
-    // from the host only through the sandbox's own connect.
+    // The container's 8080 published at the box's port 80 (the box's own network namespace
+    // lets its user bind it), reached from the host only through the sandbox's own connect.
     tokio::time::timeout(PATIENCE, async {
         while !sandbox.listening_ports().await.contains(&80) {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -211,6 +211,8 @@ async fn a_container_listens_in_the_box_network_and_nowhere_else() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.contains("hello-from-a-container"), "{answer}");
+    // Not the container's own port: it has a network namespace of its own.
+    assert!(!sandbox.listening_ports().await.contains(&8080));
     // The host has no such listener: nothing was published outside the box.
     assert!(std::net::TcpStream::connect(("127.0.0.1", 80)).is_err());
     sandbox.destroy().await.unwrap();

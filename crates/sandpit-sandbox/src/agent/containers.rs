@@ -4,13 +4,14 @@
 //! the box's mount namespace, before the root is entered (see [`super::root::build`]).
 //!
 //! Everything an engine starts is a process of the box: under its cgroup (memory, processes,
-//! CPU), as its uid, in its network namespace (the engine uses it as the "host" network, so an
-//! app a container serves on port 8080 is at 127.0.0.1:8080 in the box and nowhere else).
+//! CPU), as its uid. Each container has a network namespace of its own (slirp4netns, whose only
+//! way out is the box's own loopback-only namespace), and `docker run -p 8080:8000` publishes
+//! into the box's: 127.0.0.1:8080 in the box, nowhere else.
 //!
 //! `docker` in a box is Podman run daemonless. (Measured here: Podman 4.3's Docker-compatible
 //! API service, driven by the Docker CLI, puts containers on a bridge network that rootless
 //! Podman cannot build inside a box — its rootless network namespace fails to mount — while
-//! the CLI honours `netns = "host"`. It also starts faster: there is no service to wait for.)
+//! the CLI's per-container slirp4netns works. It also starts faster: no service to wait for.)
 
 use std::fs;
 use std::io;
@@ -24,11 +25,13 @@ use super::root::{do_mount, io_err, path_str};
 use crate::protocol::{AgentSetup, ContainersSetup};
 use crate::spec::containers::{BIN_DIR, DISK_DIR, IMAGES_DIR, RUN_DIR};
 
-/// `containers.conf`: runc (crun refuses hybrid cgroup hosts), the box's network, no kernel
-/// keyring (keyctl stays refused), logs and events in files, temporary files on the disk.
+/// `containers.conf`: crun without cgroups of its own (the box's cgroup counts everything), a
+/// network namespace per container by slirp4netns with ports published into the box's (its
+/// own port handler: Debian's Podman has no rootlessport), no kernel keyring (keyctl stays
+/// refused), logs and events in files, temporary files on the disk.
 const CONTAINERS_CONF: &str = r#"# Written by sandpit for this box.
 [containers]
-netns = "host"
+netns = "slirp4netns"
 cgroups = "disabled"
 keyring = false
 log_driver = "k8s-file"
@@ -38,6 +41,7 @@ default_ulimits = ["nofile=1024:1024"]
 
 [engine]
 runtime = "crun"
+network_cmd_options = ["port_handler=slirp4netns", "enable_ipv6=false"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 image_copy_tmp_dir = "/var/lib/containers/tmp"
@@ -179,6 +183,22 @@ pub fn build(
         )?;
     }
     std::os::unix::fs::lchown(&bin, Some(uid), Some(gid))?;
+    // slirp4netns gives each container a network namespace of its own (as Docker's bridge
+    // does) and forwards its published ports from the box's. Opening /dev/net/tun only lets
+    // a process make interfaces in network namespaces its own user namespace owns; the box's
+    // is the host root's.
+    let net = root.join("dev/net");
+    fs::create_dir_all(&net)?;
+    // A node of the box's own (the host's may be root's only), 10:200 as on every Linux.
+    let tun = net.join("tun");
+    nix::sys::stat::mknod(
+        &tun,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(10, 200),
+    )
+    .map_err(|e| io_err("mknod", &tun, e))?;
+    fs::set_permissions(&tun, fs::Permissions::from_mode(0o666))?;
     // Where tools look for a Docker socket (there is none: nothing to hijack).
     symlink("/run", root.join("var/run"))?;
 
