@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod client;
 pub mod error;
 pub mod host;
+pub mod images;
 pub mod loopdev;
 pub mod native;
 pub mod pool;

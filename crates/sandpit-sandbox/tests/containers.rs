@@ -362,3 +362,88 @@ async fn docker_builds_and_runs_images_with_users_ports_and_health_checks() {
     assert!(ps.starts_with("web Up"), "{ps}");
     sandbox.destroy().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_to_the_engine_stay_inside_the_box() {
+    let engine = Engine::new(64_028..64_032).await;
+    let sandbox = engine.sandbox().await;
+    let fails = |script: &'static str, says: &'static str| {
+        let sandbox = &sandbox;
+        async move {
+            let out = sh(&**sandbox, &format!("{script} 2>&1")).await;
+            assert_ne!(out.exit.code, Some(0), "{script}: {}", describe(&out));
+            assert!(
+                text(&out.stdout).contains(says),
+                "{script}: {}",
+                describe(&out)
+            );
+        }
+    };
+    // --privileged asks for the host's sysfs, which a box has none of.
+    fails(
+        "docker run --rm --privileged tiny:1 true",
+        "Operation not permitted",
+    )
+    .await;
+    // / is the box's own root, read-only.
+    fails(
+        "docker run --rm -v /:/host tiny:1 touch /host/usr/planted",
+        "Read-only file system",
+    )
+    .await;
+    // No registry: said at once.
+    fails("docker pull alpine", "blocked").await;
+    // The host's PID namespace is not the engine's to give.
+    fails(
+        "docker run --rm --pid host tiny:1 true",
+        "private PID namespace",
+    )
+    .await;
+    // A port the box already uses cannot be published again (slirp4netns says so its way).
+    sh_ok(
+        &*sandbox,
+        "docker run -d -p 8090:80 tiny:1 httpd -f -p 80 >/dev/null 2>&1",
+    )
+    .await;
+    fails(
+        "docker run -d -p 8090:80 tiny:1 httpd -f -p 80",
+        "port redirection",
+    )
+    .await;
+    // A build that never ends stops at its process's wall time; the box goes on.
+    let mut spec = ProcessSpec::new([
+        "/bin/sh",
+        "-c",
+        "mkdir -p /workspace/forever && cd /workspace/forever && \
+         printf 'FROM tiny:1\\nRUN sleep 1000\\n' > Dockerfile && docker build -t forever .",
+    ]);
+    for (key, value) in containers::ENV {
+        spec.env.insert((*key).into(), (*value).into());
+    }
+    spec.limits = ProcessLimits {
+        wall_ms: Some(3_000),
+        cpu_ms: None,
+        output_bytes: Some(1 << 20),
+        file_size_bytes: 1 << 30,
+        open_files: 4096,
+    };
+    let out = sandbox
+        .spawn(spec)
+        .await
+        .unwrap()
+        .output(b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.exit.limit,
+        Some(sandpit_sandbox::LimitKind::WallTime),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        sh_ok(&*sandbox, "echo still-here").await.trim(),
+        "still-here"
+    );
+    assert!(!std::path::Path::new("/usr/planted").exists());
+    sandbox.destroy().await.unwrap();
+}

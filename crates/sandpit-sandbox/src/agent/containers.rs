@@ -140,7 +140,11 @@ pub fn build(
     if let Some(tree) = image_tree {
         let dst = root.join(IMAGES_DIR.trim_start_matches('/'));
         fs::create_dir_all(&dst).map_err(|e| io_err("mkdir", &dst, e))?;
-        let userns = super::sys::idmap_userns(uid, gid, proc)
+        let sub = (
+            containers.sub_start,
+            crate::spec::containers::SUBORDINATE_IDS,
+        );
+        let userns = super::sys::idmap_userns(uid, gid, sub, proc)
             .map_err(|e| io::Error::other(format!("a user namespace for the id map: {e}")))?;
         super::sys::attach_idmapped(tree, &userns, &dst)
             .map_err(|e| io_err("id-mapped mount of the base images at", &dst, e))?;
@@ -199,6 +203,25 @@ pub fn build(
     )
     .map_err(|e| io_err("mknod", &tun, e))?;
     fs::set_permissions(&tun, fs::Permissions::from_mode(0o666))?;
+    // A login shell resets PATH from /etc/profile, then reads /etc/profile.d: the box's own
+    // copy of the host's scripts, and one putting `docker` first again.
+    let profile_d = root.join("etc/profile.d");
+    if profile_d.exists() {
+        nix::mount::umount2(&profile_d, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| io_err("umount", &profile_d, e))?;
+    }
+    fs::create_dir_all(&profile_d)?;
+    if let Ok(entries) = fs::read_dir("/etc/profile.d") {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                fs::copy(entry.path(), profile_d.join(entry.file_name()))?;
+            }
+        }
+    }
+    fs::write(
+        profile_d.join("sandpit-engine.sh"),
+        format!("# Written by sandpit: this box's `docker`.\nexport PATH=\"{BIN_DIR}:$PATH\"\n"),
+    )?;
     // Where tools look for a Docker socket (there is none: nothing to hijack).
     symlink("/run", root.join("var/run"))?;
 

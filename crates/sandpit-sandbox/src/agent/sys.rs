@@ -251,13 +251,15 @@ pub fn clone_tree(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
-/// A user namespace whose only mapping is `0 → uid` (and `0 → gid`): the id map that makes
-/// root-owned files of a mount appear as the box user's. A short-lived child makes it; the
+/// A user namespace mapping `0 → uid` (and `0 → gid`) and `1.. → sub` (`sub` ids): the id map
+/// under which a mount's files appear as a container engine of the box sees its own (root's
+/// as the box user's, the rest as its subordinate ids). A short-lived child makes it; the
 /// namespace lives on through the returned descriptor. `proc` is a `/proc` of the caller's PID
 /// namespace. Called while the agent is single-threaded.
 pub fn idmap_userns(
     uid: u32,
     gid: u32,
+    sub: (u32, u32),
     proc: &std::path::Path,
 ) -> io::Result<std::os::fd::OwnedFd> {
     let (ready_r, ready_w) = nix::unistd::pipe()?;
@@ -284,8 +286,10 @@ pub fn idmap_userns(
             let result = match made {
                 Ok(true) => {
                     let dir = proc.join(child.to_string());
-                    std::fs::write(dir.join("uid_map"), format!("0 {uid} 1\n"))
-                        .and_then(|()| std::fs::write(dir.join("gid_map"), format!("0 {gid} 1\n")))
+                    let (start, count) = sub;
+                    let map = |own: u32| format!("0 {own} 1\n1 {start} {count}\n");
+                    std::fs::write(dir.join("uid_map"), map(uid))
+                        .and_then(|()| std::fs::write(dir.join("gid_map"), map(gid)))
                         .and_then(|()| std::fs::File::open(dir.join("ns/user")))
                         .map(std::os::fd::OwnedFd::from)
                 }
