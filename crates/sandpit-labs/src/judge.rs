@@ -20,6 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::dockerfile;
 use crate::lab::{Check, CheckKind, Step};
 
+mod image;
+
 /// Output a check process may write before it is stopped.
 const CHECK_OUTPUT_BYTES: u64 = 256 << 10;
 /// Output quoted back as feedback or notes.
@@ -100,6 +102,12 @@ pub enum JudgeEvent {
         status: CheckStatus,
         elapsed_ms: f64,
     },
+    /// A line of what a running check does (an image check's build output).
+    CheckOutput {
+        index: usize,
+        code: String,
+        line: String,
+    },
 }
 
 /// Runs every check of `step` in order (all of them, so the learner sees every failure).
@@ -137,9 +145,22 @@ pub async fn judge_step(
         let mut run = CheckRun::default();
         // The check's own limits end its processes at the deadline; this bound also covers
         // waiting on the agent, with a second's grace for the processes' own timeout to win.
+        let mut progress = |line: String| {
+            send(JudgeEvent::CheckOutput {
+                index,
+                code: check.code.clone(),
+                line,
+            })
+        };
         let verdict = match tokio::time::timeout(
-            check.timeout + Duration::from_secs(1),
-            run_check(sandbox, check, &mut run),
+            // An image check cleans up after its deadline (stops its container).
+            check.timeout
+                + Duration::from_secs(if matches!(check.kind, CheckKind::Image { .. }) {
+                    30
+                } else {
+                    1
+                }),
+            run_check(sandbox, check, &mut run, &mut progress),
         )
         .await
         {
@@ -260,6 +281,7 @@ async fn run_check(
     sandbox: &dyn Sandbox,
     check: &Check,
     run: &mut CheckRun,
+    progress: &mut (dyn FnMut(String) + Send),
 ) -> Result<Verdict, SandboxError> {
     match &check.kind {
         CheckKind::FileExists { path } => Ok(match file_state(sandbox, path).await? {
@@ -315,11 +337,7 @@ async fn run_check(
             rules,
             dockerignore_excludes,
         } => dockerfile_check(sandbox, check, path, rules, dockerignore_excludes, run).await,
-        CheckKind::Image { .. } => Ok(Verdict::Skip(
-            "building and running images needs a container engine, and this server has none \
-             configured; the Dockerfile's static rules are checked instead"
-                .into(),
-        )),
+        CheckKind::Image { .. } => image::check(sandbox, check, run, progress).await,
     }
 }
 

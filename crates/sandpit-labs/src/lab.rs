@@ -105,6 +105,13 @@ pub enum CheckKind {
         port: Option<u16>,
         health_path: Option<String>,
         max_size_mb: Option<u64>,
+        max_layers: Option<u32>,
+        /// The image's `USER` must not be root.
+        non_root: bool,
+        /// The image must have a `HEALTHCHECK`.
+        healthcheck: bool,
+        /// With a port: `docker stop --time N` must end the container without SIGKILL.
+        stop_timeout_s: Option<u32>,
     },
 }
 

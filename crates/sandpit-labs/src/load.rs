@@ -634,15 +634,32 @@ impl<'a> Validator<'a> {
                 port,
                 health_path,
                 max_size_mb,
+                max_layers,
+                non_root,
+                healthcheck,
+                stop_timeout_s,
             } => {
                 if health_path.is_some() && port.is_none() {
                     self.at_line(line, format!("{name}: health_path needs a port"));
+                }
+                if stop_timeout_s.is_some() && port.is_none() {
+                    self.at_line(
+                        line,
+                        format!("{name}: stop_timeout_s needs a port (the container must run)"),
+                    );
+                }
+                if stop_timeout_s.is_some_and(|s| !(1..=120).contains(&s)) {
+                    self.at_line(line, format!("{name}: stop_timeout_s is 1 to 120 seconds"));
                 }
                 CheckKind::Image {
                     dockerfile: self.path(&dockerfile, name, line)?,
                     port,
                     health_path,
                     max_size_mb,
+                    max_layers,
+                    non_root,
+                    healthcheck,
+                    stop_timeout_s,
                 }
             }
         })

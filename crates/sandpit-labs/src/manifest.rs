@@ -145,6 +145,16 @@ pub enum CheckKindManifest {
         health_path: Option<String>,
         /// Largest acceptable image, in MB.
         max_size_mb: Option<u64>,
+        /// Most layers an image may have.
+        max_layers: Option<u32>,
+        /// The image's `USER` must not be root.
+        #[serde(default)]
+        non_root: bool,
+        /// The image must have a `HEALTHCHECK`.
+        #[serde(default)]
+        healthcheck: bool,
+        /// With a port: the container must stop on SIGTERM within this many seconds.
+        stop_timeout_s: Option<u32>,
     },
 }
 

@@ -28,6 +28,7 @@ const SECTIONS: &[&str] = &[
     "projects",
     "apps",
     "user_databases",
+    "docker",
     "llm",
 ];
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub apps: crate::apps::config::AppsConfig,
     /// Users' own databases (a SQLite file each by default).
     pub user_databases: crate::databases::config::UserDatabasesConfig,
+    /// The docker environment (sessions with a container engine of their own).
+    pub docker: crate::docker::config::DockerConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -378,6 +381,7 @@ impl Default for Config {
             projects: ProjectsConfig::default(),
             apps: crate::apps::config::AppsConfig::default(),
             user_databases: crate::databases::config::UserDatabasesConfig::default(),
+            docker: crate::docker::config::DockerConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -751,6 +755,7 @@ impl Config {
         }
         self.apps.validate()?;
         self.user_databases.validate()?;
+        self.docker.validate()?;
         self.llm.validate()?;
         Ok(())
     }
@@ -1032,6 +1037,21 @@ max_cell_chars = 2000
 statement_timeout_ms = 5000
 # Connections one user's apps may hold to their PostgreSQL database at once.
 max_connections = 10
+
+[docker]
+# The docker environment: sessions (and labs with environment = "docker") whose sandbox runs a
+# container engine of its own — rootless Podman as `docker`, inside the session's limits. It is
+# offered when this host can run it (checked at start-up; /readyz says why not).
+enabled = true
+# Base images, made by `sandpit images build` (no registry is needed). Empty: data_dir/images.
+images_dir = ""
+debian_mirror = "http://deb.debian.org/debian"
+# Each docker session's engine disk (images, build layers, containers' files) and its entries.
+disk_mb = 4096
+disk_max_files = 500000
+# A docker session gets at least this much memory and this many processes.
+memory_mb = 1024
+processes = 512
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

@@ -8,6 +8,7 @@ pub mod apps;
 pub mod auth;
 pub mod config;
 pub mod databases;
+pub mod docker;
 pub mod domain;
 pub mod error;
 pub mod jobs;

@@ -103,7 +103,7 @@ fn cookie_key(secret: &[u8]) -> Key {
 /// logged, never fatal.
 fn load_labs(config: &Config) -> sandpit_labs::Catalog {
     let (catalog, skipped) =
-        sandpit_labs::Catalog::load(&config.labs.dirs, &[crate::sessions::DEFAULT_ENVIRONMENT]);
+        sandpit_labs::Catalog::load(&config.labs.dirs, crate::sessions::ENVIRONMENTS);
     for lab in &skipped {
         let problems: Vec<String> = lab.problems.iter().map(ToString::to_string).collect();
         tracing::warn!(lab.source = %lab.source, problems = %problems.join("; "), "lab skipped");
@@ -143,6 +143,18 @@ impl App {
             sandboxes.clone(),
         ));
         let catalog = Arc::new(load_labs(&config));
+        let docker = crate::docker::Docker::new(crate::docker::DockerSettings::from_config(
+            &config.docker,
+            &config.data_dir,
+        ));
+        // Engine disks a killed server left go first; then whether a box here can run a
+        // container is found out by trying, in the background: until it answers, docker
+        // sessions are refused with Retry-After.
+        docker.reconcile().await;
+        {
+            let (docker, sandboxes) = (docker.clone(), sandboxes.clone());
+            tokio::spawn(async move { docker.check(&sandboxes).await });
+        }
         let sessions = Arc::new(crate::sessions::Sessions::new(
             config.sessions.clone(),
             store.clone(),
@@ -150,6 +162,7 @@ impl App {
             &config.data_dir,
             &secret,
             catalog.clone(),
+            docker.clone(),
         ));
         if let Err(e) = sessions.reconcile().await {
             tracing::warn!(error = %e, "reconciling sessions at start-up");
@@ -199,6 +212,7 @@ impl App {
             llm,
             labs,
             sandboxes,
+            docker,
             runs,
             sessions,
             secure_cookies: public_url.starts_with("https://"),

@@ -34,6 +34,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The sandbox backend (or why there is none).
     pub sandboxes: Arc<Sandboxes>,
+    /// The docker environment (whether it works here).
+    pub docker: Arc<crate::docker::Docker>,
     pub runs: Arc<Runs>,
     pub projects: Arc<crate::projects::Projects>,
     /// Deployed apps: their deploys, running instances and the proxy's routing.

@@ -388,6 +388,22 @@ pub fn agent_argv() -> Vec<String> {
     vec![path.to_string_lossy().into_owned(), "agent".into()]
 }
 
+/// Where the tests find the docker environment's base images: `SANDPIT_TEST_IMAGES_DIR`, else
+/// `/var/cache/sandpit-images` (where `scripts/test` builds them once per machine). A test
+/// that needs them fails, saying how to make them, rather than passing without them.
+pub fn images_dir() -> PathBuf {
+    let dir = std::env::var_os("SANDPIT_TEST_IMAGES_DIR")
+        .map_or_else(|| PathBuf::from("/var/cache/sandpit-images"), PathBuf::from);
+    assert!(
+        dir.join("current").is_dir(),
+        "no base images in {}: scripts/test builds them, or run \
+         `sandpit images build --dir {}` (needs root, debootstrap and podman)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

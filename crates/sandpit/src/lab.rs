@@ -9,13 +9,14 @@ use sandpit_labs::selftest::{Judged, test_lab};
 use sandpit_labs::{Catalog, Lab, Problem};
 use sandpit_sandbox::{SandboxSpec, WorkspaceSpec};
 use sandpit_server::Config;
-use sandpit_server::sessions::{DEFAULT_ENVIRONMENT, sandbox_limits};
+use sandpit_server::docker::{Docker, DockerSettings, ENVIRONMENT as DOCKER, Status};
+use sandpit_server::sessions::{ENVIRONMENTS, sandbox_limits};
 
 /// Loads every lab below `dirs` (and the built-in ones when asked) as the server would,
 /// printing each problem as `path/file:line: message`. Returns the labs that loaded and whether
 /// any problem was found.
 fn load_all(dirs: &[PathBuf], built_in: bool) -> (Vec<Arc<Lab>>, bool) {
-    let (catalog, skipped) = Catalog::load_from(built_in, dirs, &[DEFAULT_ENVIRONMENT]);
+    let (catalog, skipped) = Catalog::load_from(built_in, dirs, ENVIRONMENTS);
     for lab in &skipped {
         for p in &lab.problems {
             println!("{}", located(&lab.source, p));
@@ -64,11 +65,30 @@ pub async fn test(config: Config, dirs: &[PathBuf], built_in: bool) -> anyhow::R
         Ok(b) => b.clone(),
         Err(why) => bail!("sandboxes cannot start here, so labs cannot be tested: {why}"),
     };
+    let docker = Docker::new(DockerSettings::from_config(
+        &config.docker,
+        &config.data_dir,
+    ));
+    if labs.iter().any(|l| l.environment == DOCKER) {
+        docker.check(&sandboxes).await;
+    }
     for lab in &labs {
-        let spec = SandboxSpec {
+        let mut spec = SandboxSpec {
             workspace: WorkspaceSpec::Ephemeral,
             ..SandboxSpec::new(sandbox_limits(&config.sessions, Some(&lab.limits)))
         };
+        if lab.environment == DOCKER {
+            // Judged as learners are: with the engine, never with its checks skipped.
+            if let Status::Unavailable(why) = docker.status() {
+                failed = true;
+                println!(
+                    "FAIL {}: the docker environment is unavailable: {why}\n",
+                    lab.slug
+                );
+                continue;
+            }
+            spec = docker.spec(spec);
+        }
         let result = test_lab(backend.as_ref(), lab, &spec).await?;
         print_judged(lab, "starter", &result.starter);
         print_judged(lab, "solution", &result.solution);

@@ -1,5 +1,6 @@
 //! The `sandpit` command: a thin CLI over `sandpit-server`.
 
+mod images;
 mod lab;
 
 use std::io::{BufRead, IsTerminal};
@@ -38,6 +39,29 @@ enum Command {
     /// Tools for lab authors.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// The docker environment's base images, built here from Debian's packages.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build (or refresh) the base images: debian:bookworm-slim, python:3.11-slim,
+    /// python:3.11 and their other names. Needs root, debootstrap, podman and the Debian
+    /// mirror; new docker sessions get them, running ones keep theirs.
+    Build {
+        /// Where to keep them (default: docker.images_dir, or data_dir/images).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Debian mirror (default: docker.debian_mirror).
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+    /// List the base images new docker sessions get.
+    List {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +192,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Lab(LabCommand::Test(args)) => lab::test(config, &args.dirs, args.built_in).await,
+        Command::Images(ImagesCommand::Build { dir, mirror }) => {
+            images::build(&config, dir, mirror).await
+        }
+        Command::Images(ImagesCommand::List { dir }) => images::list(&config, dir).await,
         Command::Config(_) | Command::Lab(LabCommand::Validate(_)) => {
             unreachable!("handled before the runtime starts")
         }

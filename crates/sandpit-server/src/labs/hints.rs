@@ -285,7 +285,7 @@ mod tests {
     use super::*;
 
     fn lab() -> Lab {
-        let (catalog, _) = sandpit_labs::Catalog::load(&[], &["default"]);
+        let (catalog, _) = sandpit_labs::Catalog::load(&[], &["default", "docker"]);
         (**catalog.get("python-functions").expect("built in")).clone()
     }
 

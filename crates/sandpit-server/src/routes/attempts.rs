@@ -89,6 +89,7 @@ fn judge_events(
             JudgeEvent::Started { .. } => "started",
             JudgeEvent::CheckStarted { .. } => "check_started",
             JudgeEvent::CheckFinished { .. } => "check_finished",
+            JudgeEvent::CheckOutput { .. } => "check_output",
         };
         Some((Ok(sse_json(name, &event)), rx))
     });

@@ -42,7 +42,8 @@ async fn healthz() -> Json<Health> {
 /// The state of one dependency.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Component {
-    /// `ok` or `error`.
+    /// `ok` or `error`; the optional `docker` environment is `ok`, `checking` or
+    /// `unavailable` (with why in `detail`) and never makes the server unready.
     #[schema(example = "ok")]
     pub status: &'static str,
     /// Which implementation (e.g. `sqlite`, `postgres`).
@@ -60,10 +61,10 @@ pub struct Component {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` when every component is ok, else `unready`.
+    /// `ready` when every component but `docker` is ok, else `unready`.
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// One entry per dependency: `store`, `sandbox` and `llm`.
+    /// One entry per dependency: `store`, `sandbox`, `llm` and `docker`.
     pub components: BTreeMap<&'static str, Component>,
     /// Learners' sessions in this process.
     pub sessions: crate::sessions::SessionCounts,
@@ -128,8 +129,34 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         routes,
         ..Component::default()
     };
-    let components = BTreeMap::from([("store", store), ("sandbox", sandbox), ("llm", llm)]);
-    let ready = components.values().all(|c| c.status == "ok");
+    // Optional too: without it only docker sessions are refused, with the reason given here.
+    let docker = match state.docker.status() {
+        crate::docker::Status::Available { images } => Component {
+            status: "ok",
+            backend: Some("podman"),
+            detail: Some(format!("base images: {}", images.join(", "))),
+            ..Component::default()
+        },
+        crate::docker::Status::Checking => Component {
+            status: "checking",
+            detail: Some("a box with an engine is being tried".into()),
+            ..Component::default()
+        },
+        crate::docker::Status::Unavailable(why) => Component {
+            status: "unavailable",
+            detail: Some(why),
+            ..Component::default()
+        },
+    };
+    let components = BTreeMap::from([
+        ("store", store),
+        ("sandbox", sandbox),
+        ("llm", llm),
+        ("docker", docker),
+    ]);
+    let ready = components
+        .iter()
+        .all(|(name, c)| c.status == "ok" || *name == "docker");
     (
         if ready {
             StatusCode::OK

@@ -130,7 +130,7 @@ async fn share(
         (status = 401, body = ErrorEnvelope),
         (status = 409, description = "`session_limit`: too many live sessions", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
-        (status = 503, description = "No sandbox backend on this host", body = ErrorEnvelope),
+        (status = 503, description = "`sandbox_unavailable`: no sandbox backend on this host; `docker_unavailable`: the docker environment cannot run here (the message says why; Retry-After while it is being checked)", body = ErrorEnvelope),
     ))]
 async fn create_session(
     State(state): State<AppState>,
@@ -297,7 +297,9 @@ async fn exec(
         spec.cwd = path.in_sandbox();
     }
     spec.limits = state.sessions.process_limits(Some(timeout_ms));
-    let sandbox = state.sessions.sandbox(principal.user.id, id).await?;
+    let session = state.sessions.get_live(principal.user.id, id).await?;
+    state.sessions.apply_environment(&session, &mut spec);
+    let sandbox = state.sessions.sandbox_of_session(&session).await?;
     let stdin = req.stdin.unwrap_or_default();
     let stage = crate::runs::service::execute(sandbox.as_ref(), spec, stdin.as_bytes())
         .await

@@ -30,8 +30,10 @@ use crate::sandbox::Sandboxes;
 use crate::terminal::TerminalHub;
 use model::SessionView;
 
-/// The only environment so far: the host's system directories, read-only.
+/// The host's system directories, read-only.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
+/// Every environment a session or a lab may name.
+pub const ENVIRONMENTS: &[&str] = &[DEFAULT_ENVIRONMENT, crate::docker::ENVIRONMENT];
 
 /// Files a new workspace of an environment starts with (and `ensure-default` restores).
 pub fn default_files(environment: &str) -> &'static [(&'static str, &'static str)] {
@@ -43,6 +45,36 @@ pub fn default_files(environment: &str) -> &'static [(&'static str, &'static str
              restarts. The terminal starts in this directory; `python3`, `node`, `gcc` and \
              friends are installed when the server has them.\n",
         )],
+        crate::docker::ENVIRONMENT => &[
+            (
+                "README.md",
+                "# Your sandpit docker workspace\n\n\
+                 This session has a container engine of its own: `docker build`, `docker run`, \
+                 `docker images`, `docker ps`, `docker logs` and `docker exec` work in the \
+                 terminal (it is Podman, rootless, inside this session's sandbox). Base images \
+                 are the ones `docker images` lists; no registry is reachable. A container's \
+                 ports are this session's own: `docker run -d -p 8080:8080 app`, then \
+                 `curl localhost:8080`. Ending the session removes every container and image.\n",
+            ),
+            (
+                "Dockerfile",
+                "FROM python:3.11-slim\n\
+                 WORKDIR /app\n\
+                 COPY app.py .\n\
+                 EXPOSE 8080\n\
+                 CMD [\"python\", \"app.py\"]\n",
+            ),
+            (
+                "app.py",
+                "from http.server import BaseHTTPRequestHandler, HTTPServer\n\n\n\
+                 class Hello(BaseHTTPRequestHandler):\n\
+                 \x20   def do_GET(self):\n\
+                 \x20       self.send_response(200)\n\
+                 \x20       self.end_headers()\n\
+                 \x20       self.wfile.write(b\"hello from a container\\n\")\n\n\n\
+                 HTTPServer((\"0.0.0.0\", 8080), Hello).serve_forever()\n",
+            ),
+        ],
         _ => &[],
     }
 }
@@ -59,6 +91,8 @@ pub struct Sessions {
     share_key: [u8; 32],
     /// The labs, for a lab session's limits and starter files.
     labs: Arc<Catalog>,
+    /// The docker environment (whether it works here, and what its boxes get).
+    docker: Arc<crate::docker::Docker>,
 }
 
 /// A session this server process has touched: its sandbox once started. The async mutex is
@@ -112,6 +146,7 @@ impl Sessions {
         data_dir: &std::path::Path,
         secret: &[u8],
         labs: Arc<Catalog>,
+        docker: Arc<crate::docker::Docker>,
     ) -> Self {
         use sha2::{Digest, Sha256};
         let share_key = Sha256::new()
@@ -128,6 +163,7 @@ impl Sessions {
             live: Mutex::new(HashMap::new()),
             reaped: AtomicU64::new(0),
             labs,
+            docker,
         }
     }
 
@@ -145,12 +181,25 @@ impl Sessions {
 
     fn spec(&self, session: &Session) -> SandboxSpec {
         let lab = session.lab.as_deref().and_then(|slug| self.labs.get(slug));
-        SandboxSpec {
+        let spec = SandboxSpec {
             workspace: WorkspaceSpec::Persistent {
                 dir: self.workspace_dir(session.id),
                 max_files: self.config.max_files,
             },
             ..SandboxSpec::new(sandbox_limits(&self.config, lab.map(|l| &l.limits)))
+        };
+        if session.environment == crate::docker::ENVIRONMENT {
+            self.docker.spec(spec)
+        } else {
+            spec
+        }
+    }
+
+    /// What a session's processes get from its environment (a docker session's engine: its
+    /// variables, and files as large as its disk).
+    pub fn apply_environment(&self, session: &Session, spec: &mut ProcessSpec) {
+        if session.environment == crate::docker::ENVIRONMENT {
+            self.docker.prepare_process(spec);
         }
     }
 
@@ -177,10 +226,13 @@ impl Sessions {
         ttl_seconds: Option<u64>,
     ) -> Result<SessionView, ApiError> {
         let environment = environment.unwrap_or_else(|| DEFAULT_ENVIRONMENT.into());
-        if environment != DEFAULT_ENVIRONMENT {
+        if !ENVIRONMENTS.contains(&environment.as_str()) {
             return Err(ApiError::Validation {
                 field: "environment",
-                message: format!("unknown environment; available: {DEFAULT_ENVIRONMENT}"),
+                message: format!(
+                    "unknown environment; available: {}",
+                    ENVIRONMENTS.join(", ")
+                ),
             });
         }
         let ttl = self.ttl(ttl_seconds)?;
@@ -232,6 +284,9 @@ impl Sessions {
         self.sandboxes
             .backend()
             .map_err(|why| sandbox_error(SandboxError::Unavailable(why.to_string())))?;
+        if environment == crate::docker::ENVIRONMENT {
+            self.docker.require()?;
+        }
         let now = Utc::now();
         let new = NewSession {
             id: Uuid::new_v4(),
@@ -412,6 +467,7 @@ impl Sessions {
             .insert("HOME".into(), sandpit_sandbox::spec::WORKSPACE_DIR.into());
         spec.env
             .insert("PS1".into(), "\\[\\e[1;32m\\]\\w\\[\\e[0m\\] $ ".into());
+        self.apply_environment(session, &mut spec);
         // A shell lives as long as the session; the session's limits bound it.
         spec.limits = self.process_limits(None);
         let process = sandbox.spawn(spec).await.map_err(sandbox_error)?;

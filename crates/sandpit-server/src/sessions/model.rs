@@ -49,7 +49,9 @@ impl SessionView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
-    /// The environment (sandbox image); `default` when absent.
+    /// `default` (the host's tools; when absent) or `docker` (the same, and a container
+    /// engine of the session's own: `docker build`, `docker run` … in its terminal; 503
+    /// `docker_unavailable` with the reason when this server cannot run one).
     pub environment: Option<String>,
     /// Time to live in seconds (60 .. `sessions.max_ttl_seconds`); the configured default
     /// when absent.

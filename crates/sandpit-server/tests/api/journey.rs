@@ -19,14 +19,14 @@ const PATIENCE: Duration = Duration::from_secs(30);
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A terminal client that keeps a screen of what it was sent and acknowledges output.
-struct Term {
+pub(crate) struct Term {
     ws: Socket,
     screen: vt100::Parser,
     seen: String,
     hello: Value,
 }
 
-async fn open(
+pub(crate) async fn open(
     app: &TestApp,
     token: &str,
     path: &str,
@@ -74,16 +74,23 @@ impl Term {
         Some(msg)
     }
 
-    async fn type_line(&mut self, line: &str) {
+    pub(crate) async fn type_line(&mut self, line: &str) {
         self.ws
             .send(Message::binary(format!("{line}\r").into_bytes()))
             .await
             .unwrap();
     }
 
-    /// Reads until the screen shows `needle`.
-    async fn until_screen(&mut self, needle: &str) {
+    /// Reads until the screen shows `needle` (within twice the patience in all: keep-alive
+    /// pings alone never satisfy it).
+    pub(crate) async fn until_screen(&mut self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + 2 * PATIENCE;
         while !self.screen.screen().contents().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{needle:?} did not show; the screen: {}",
+                self.screen.screen().contents()
+            );
             let msg = self.next().await;
             assert!(
                 msg.is_some(),

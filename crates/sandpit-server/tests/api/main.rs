@@ -12,6 +12,7 @@ mod auth;
 mod authz;
 mod bad_input;
 mod databases;
+mod docker;
 mod files;
 mod github;
 mod helpers;

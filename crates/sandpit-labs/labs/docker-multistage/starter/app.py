@@ -16,7 +16,7 @@ HOST = os.environ.get("HOST", "0.0.0.0")
 PORT = int(os.environ.get("PORT", "8000"))
 
 TIPS = [
-    "Pin your base image: python:3.12-slim, not python:latest.",
+    "Pin your base image: python:3.11-slim, not python:latest.",
     "Copy requirements.txt and install it before COPY . . so the dependency layer stays cached.",
     "A .dockerignore keeps .git, secrets and caches out of the build context.",
     "Run as a non-root USER: an attacker who breaks out of your app is then nobody.",
