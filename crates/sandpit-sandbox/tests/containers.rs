@@ -447,3 +447,34 @@ async fn hostile_requests_to_the_engine_stay_inside_the_box() {
     assert!(!std::path::Path::new("/usr/planted").exists());
     sandbox.destroy().await.unwrap();
 }
+
+#[tokio::test]
+async fn another_box_sees_none_of_a_box_s_images_or_containers() {
+    let engine = Engine::new(64_032..64_036).await;
+    let a = engine.sandbox().await;
+    let b = engine.sandbox().await;
+    sh_ok(
+        &*a,
+        "mkdir -p /workspace/x && cd /workspace/x && printf 'FROM tiny:1\\nRUN echo a > /a\\n' > Dockerfile \
+         && docker build -q -t mine . >/dev/null 2>&1 && docker run -d --name kept tiny:1 sleep 600 >/dev/null 2>&1",
+    )
+    .await;
+    let listed = |sandbox| async move {
+        sh_ok(
+            sandbox,
+            "docker images --format '{{.Repository}}'; docker ps -a --format '{{.Names}}'",
+        )
+        .await
+    };
+    let in_a = listed(&*a).await;
+    assert!(
+        in_a.contains("localhost/mine") && in_a.contains("kept"),
+        "{in_a}"
+    );
+    let in_b = listed(&*b).await;
+    assert!(!in_b.contains("mine") && !in_b.contains("kept"), "{in_b}");
+    // Both see the shared base image.
+    assert!(in_b.contains("docker.io/library/tiny"), "{in_b}");
+    a.destroy().await.unwrap();
+    b.destroy().await.unwrap();
+}
