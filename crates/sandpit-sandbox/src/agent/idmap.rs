@@ -39,6 +39,8 @@ pub struct MapRequest {
 
 /// The kernel's limit on lines in an id map.
 const MAX_LINES: usize = 340;
+/// How long a connection may take to send its request.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Checks a request against the grant and the target's identity (`owner`: its real uid or
 /// gid, from `/proc/PID/status`); returns the text to write into the map file.
@@ -185,10 +187,13 @@ pub async fn serve(listener: tokio::net::UnixListener, grant: Grant) {
             let (read, mut write) = stream.into_split();
             let mut line = String::new();
             let mut reader = tokio::io::BufReader::new(read.take(4096));
+            // A connection that says nothing is dropped: PID 1 keeps no idle sockets for a
+            // process that only wants to hold them.
+            let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
             let reply = if peer != Some(grant.uid) {
                 "refused: not this box's user".to_owned()
-            } else if reader.read_line(&mut line).await.is_err() {
-                "refused: unreadable request".to_owned()
+            } else if !matches!(read, Ok(Ok(_))) {
+                "refused: no request in time".to_owned()
             } else {
                 match answer(&line, &grant, Path::new("/proc")) {
                     Ok(()) => "ok".to_owned(),
