@@ -219,9 +219,20 @@ pub fn preflight() -> Result<(), ImagesError> {
     Ok(())
 }
 
-/// Empties what [`TRIMS`] names under `rootfs` (the directories stay, empty); for Python
-/// images, adds `python`/`pip` and lifts Debian's "externally managed" mark.
+/// Files debootstrap copies from the building host, emptied: an image must not carry this
+/// host's name or name servers.
+pub const HOST_FILES: &[&str] = &["etc/hostname", "etc/resolv.conf"];
+
+/// Empties what [`TRIMS`] names under `rootfs` (the directories stay, empty) and the
+/// [`HOST_FILES`]; for Python images, adds `python`/`pip` and lifts Debian's "externally
+/// managed" mark.
 pub fn trim(rootfs: &Path, recipe: &Recipe) -> std::io::Result<()> {
+    for file in HOST_FILES {
+        let path = rootfs.join(file);
+        if path.is_file() {
+            std::fs::write(&path, b"")?;
+        }
+    }
     for dir in TRIMS {
         let dir = rootfs.join(dir);
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -550,7 +561,10 @@ mod tests {
         std::fs::write(r.join("usr/share/locale/locale.alias"), "x").unwrap();
         std::fs::write(r.join("usr/lib/python3.11/EXTERNALLY-MANAGED"), "x").unwrap();
         std::fs::write(r.join("usr/bin/python3"), "x").unwrap();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::write(r.join("etc/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
         trim(r, &RECIPES[1]).unwrap();
+        assert_eq!(std::fs::read(r.join("etc/resolv.conf")).unwrap(), b"");
         assert!(r.join("usr/share/doc").read_dir().unwrap().next().is_none());
         assert!(
             r.join("var/lib/apt/lists")

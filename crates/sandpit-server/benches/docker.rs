@@ -78,7 +78,7 @@ impl Bench {
             .post(
                 token,
                 &format!("/api/v1/sessions/{session}/exec"),
-                json!({"argv": argv, "timeout_ms": 300_000}),
+                json!({"argv": argv, "timeout_ms": 120_000}),
             )
             .await;
         assert_eq!(status, 200, "{body}");
