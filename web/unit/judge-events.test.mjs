@@ -25,6 +25,28 @@ describe("judge events", () => {
     assert.equal(attempt?.attempt.passed, true);
   });
 
+  it("types a check's output line and drops a malformed one", () => {
+    assert.deepEqual(
+      toJudgeEvent({ event: "check_output", data: '{"event":"check_output","index":2,"code":"image","line":"STEP 2/5: COPY . ."}' }),
+      { type: "check_output", index: 2, code: "image", line: "STEP 2/5: COPY . ." },
+    );
+    // An empty line is a line (a blank in the build log).
+    assert.deepEqual(toJudgeEvent({ event: "check_output", data: '{"index":0,"code":"image","line":""}' }), {
+      type: "check_output",
+      index: 0,
+      code: "image",
+      line: "",
+    });
+    // Without its text or its check, or with a broken body, it is dropped rather than shown.
+    assert.equal(toJudgeEvent({ event: "check_output", data: '{"index":2,"code":"image"}' }), null);
+    assert.equal(toJudgeEvent({ event: "check_output", data: '{"index":2,"code":"image","line":42}' }), null);
+    assert.equal(toJudgeEvent({ event: "check_output", data: '{"index":"2","code":"image","line":"x"}' }), null);
+    assert.equal(toJudgeEvent({ event: "check_output", data: '{"index":-1,"code":"image","line":"x"}' }), null);
+    assert.equal(toJudgeEvent({ event: "check_output", data: '{"index":1.5,"code":"image","line":"x"}' }), null);
+    assert.equal(toJudgeEvent({ event: "check_output", data: '{"index":2,"line":"STEP 1' }), null);
+    assert.equal(toJudgeEvent({ event: "check_output", data: '["STEP 1/5"]' }), null);
+  });
+
   it("reads a whole response body, UTF-8 split across chunks included", async () => {
     const bytes = new TextEncoder().encode('event: error\ndata: {"error":{"code":"x","message":"caf\u00e9 \u2713"}}\n\n');
     const cut = bytes.indexOf(0xc3) + 1; // inside the two bytes of "é"

@@ -1,8 +1,11 @@
 // "Check": runs the judge on the current step over server-sent events and shows the progress,
-// then the outcome: passed, or each failure with its hint, and the notes.
+// then the outcome: passed, or each failure with its hint, and the notes. A check that reports
+// progress (an `image` check's build and run) shows it live in a log of its own.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { judgeStream, type Attempt } from "../api/labs";
+import { appendLine, finishOutput, type CheckOutput } from "./checkOutput";
+import { CheckOutputLog } from "./CheckOutputLog";
 import { readJudgeStream } from "./judgeEvents";
 
 interface Props {
@@ -19,6 +22,7 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
   const [progress, setProgress] = useState("");
   const [attempt, setAttempt] = useState<Attempt | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [outputs, setOutputs] = useState<CheckOutput[]>([]);
   const outcomeRef = useRef<HTMLDivElement>(null);
 
   // The outcome appears below the button: bring it into view.
@@ -30,8 +34,10 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
     setRunning(true);
     setError(null);
     setAttempt(null);
+    setOutputs([]);
     setProgress("Starting the checks…");
     let total = 0;
+    const kinds = new Map<number, string>();
     try {
       const response = await judgeStream(sessionId, stepId);
       if (!response.body) throw new ApiError(0, "no_body", "The server sent no result.");
@@ -41,7 +47,12 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
           total = e.checks;
           setProgress(`Running ${total} check${total === 1 ? "" : "s"}…`);
         } else if (e.type === "check_started") {
+          kinds.set(e.index, e.kind);
           setProgress(`Running ${e.index + 1} of ${total} checks…`);
+        } else if (e.type === "check_output") {
+          setOutputs((o) => appendLine(o, e, kinds.get(e.index)));
+        } else if (e.type === "check_finished") {
+          setOutputs((o) => finishOutput(o, e.index));
         } else if (e.type === "attempt") {
           result = e.attempt;
         } else if (e.type === "error") {
@@ -58,6 +69,7 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
     } finally {
       setRunning(false);
       setProgress("");
+      setOutputs((o) => finishOutput(o));
     }
   };
 
@@ -73,6 +85,9 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
           {progress}
         </span>
       </div>
+      {outputs.map((o) => (
+        <CheckOutputLog key={o.index} output={o} />
+      ))}
       <div ref={outcomeRef}>
       {error ? (
         <p role="alert" class="ws-alert">
@@ -92,7 +107,9 @@ export function CheckPanel({ sessionId, stepId, titleOf, onAttempt, onSessionEnd
             <ul aria-label="Failures">
               {attempt.failures.map((f, i) => (
                 <li key={`${f.code}-${i}`} class="ws-failure">
-                  <p class="ws-failure__message">{f.message}</p>
+                  <p class="ws-failure__message">
+                    {f.message} <code class="ws-failure__code">{f.code}</code>
+                  </p>
                   {f.hint ? (
                     <p class="ws-failure__hint">
                       <strong>Hint:</strong> {f.hint}

@@ -6,6 +6,8 @@ export type JudgeEvent =
   | { type: "started"; step: string; checks: number }
   | { type: "check_started"; index: number; code: string; kind: string }
   | { type: "check_finished"; index: number; code: string; status: string; elapsed_ms: number }
+  /** One line of a running check's progress (an `image` check's build and run), as plain text. */
+  | { type: "check_output"; index: number; code: string; line: string }
   | { type: "attempt"; attempt: import("../api/labs").Attempt }
   | { type: "error"; code: string; message: string };
 
@@ -28,6 +30,10 @@ export function toJudgeEvent(e: SseEvent): JudgeEvent | null {
       return { type: "check_started", index: n("index"), code: s("code"), kind: s("kind") };
     case "check_finished":
       return { type: "check_finished", index: n("index"), code: s("code"), status: s("status"), elapsed_ms: n("elapsed_ms") };
+    case "check_output":
+      // Strict: a line without its check or its text is dropped, not shown as an empty line.
+      if (!Number.isInteger(data.index) || (data.index as number) < 0 || typeof data.line !== "string") return null;
+      return { type: "check_output", index: data.index as number, code: s("code"), line: data.line };
     case "attempt":
       return { type: "attempt", attempt: data as unknown as import("../api/labs").Attempt };
     case "error": {
