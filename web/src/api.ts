@@ -13,12 +13,15 @@ export class ApiError extends Error {
   readonly status: number;
   /** Stable snake_case code from the server (`unauthorized`, `conflict`, ...), or a client-side one. */
   readonly code: string;
+  /** Seconds from the answer's `Retry-After` (a 429, or a 503 while the server gets ready), if any. */
+  readonly retryAfter: number | undefined;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, retryAfter?: number) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 
   get isUnauthorized(): boolean {
@@ -96,13 +99,22 @@ function fallbackMessage(status: number): string {
   return `The request failed (HTTP ${status}).`;
 }
 
+/** `Retry-After` in seconds: delta-seconds or an HTTP date; `undefined` when absent or unreadable. */
+export function retryAfterSeconds(header: string | null): number | undefined {
+  if (header === null || header.trim() === "") return undefined;
+  if (/^\s*\d+\s*$/.test(header)) return Number.parseInt(header, 10);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
 /** Turns a non-2xx response into an `ApiError`, using the envelope when there is one. */
 export async function errorFromResponse(response: Response): Promise<ApiError> {
   const body = await readJson(response);
+  const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
   if (isErrorEnvelope(body)) {
-    return new ApiError(response.status, body.error.code, body.error.message);
+    return new ApiError(response.status, body.error.code, body.error.message, retryAfter);
   }
-  return new ApiError(response.status, `http_${response.status}`, fallbackMessage(response.status));
+  return new ApiError(response.status, `http_${response.status}`, fallbackMessage(response.status), retryAfter);
 }
 
 /**

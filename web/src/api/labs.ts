@@ -107,10 +107,9 @@ export const sessions = {
 
 /** A 429 with the server's `Retry-After` (seconds), which the error envelope does not carry. */
 export class RateLimitedError extends ApiError {
-  readonly retryAfter: number;
+  declare readonly retryAfter: number;
   constructor(base: ApiError, retryAfter: number) {
-    super(base.status, base.code, `Too many requests — try again in ${retryAfter} s`);
-    this.retryAfter = retryAfter;
+    super(base.status, base.code, `Too many requests — try again in ${retryAfter} s`, retryAfter);
   }
 }
 
@@ -127,8 +126,8 @@ async function postWithRetryAfter<T>(path: string, body: unknown): Promise<T> {
     throw new ApiError(0, "network_error", "Could not reach the server. Check your connection and try again.");
   }
   if (response.status === 429) {
-    const seconds = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
-    throw new RateLimitedError(await errorFromResponse(response), Number.isFinite(seconds) ? seconds : 60);
+    const base = await errorFromResponse(response);
+    throw new RateLimitedError(base, base.retryAfter ?? 60);
   }
   if (!response.ok) throw await errorFromResponse(response);
   return (await response.json()) as T;

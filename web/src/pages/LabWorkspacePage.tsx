@@ -1,6 +1,7 @@
 // The lab workspace at /labs/<slug>: steps, files and editor, terminal, Check, Hint/Explain and
 // the session's timer. Loaded lazily (app.tsx) so the rest of the app stays small.
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { ApiError } from "../api";
 import { labs, sessionFiles, type Attempt, type Lab, type SessionInfo } from "../api/labs";
 import { DeployAsApp } from "../apps/DeployAsApp";
 import { appNameFrom } from "../apps/deploySteps";
@@ -16,7 +17,12 @@ import { Terminal, type TerminalHandle } from "../workspace/Terminal";
 import { Banner } from "../workspace/Banner";
 import "./workspace.css";
 
-type Phase = { kind: "starting" } | { kind: "error"; message: string } | { kind: "ended" } | { kind: "ready" };
+type Phase =
+  | { kind: "starting" }
+  // `code` is the server's (`docker_unavailable`, …); `retryAfter` its Retry-After in seconds.
+  | { kind: "error"; message: string; code: string; retryAfter: number | undefined }
+  | { kind: "ended" }
+  | { kind: "ready" };
 
 const LAYOUT_KEY = "sandpit.workspace.layout";
 
@@ -46,16 +52,24 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
 
   const start = useCallback(() => {
     setPhase({ kind: "starting" });
-    Promise.all([labs.start(slug), labs.get(slug)]).then(
-      ([started, lab]) => {
-        setLab(lab);
-        setSession(started.session);
-        const firstOpen = lab.steps.findIndex((s) => !s.passed);
-        setCurrent(firstOpen === -1 ? Math.max(0, lab.steps.length - 1) : firstOpen);
-        setPhase(started.session.status === "ended" ? { kind: "ended" } : { kind: "ready" });
-      },
-      (e: unknown) => setPhase({ kind: "error", message: e instanceof Error ? e.message : String(e) }),
-    );
+    // Settled apart, so a lab that cannot start still shows its title.
+    void Promise.allSettled([labs.start(slug), labs.get(slug)]).then(([started, lab]) => {
+      if (lab.status === "fulfilled") setLab(lab.value);
+      if (started.status === "fulfilled" && lab.status === "fulfilled") {
+        setSession(started.value.session);
+        const firstOpen = lab.value.steps.findIndex((s) => !s.passed);
+        setCurrent(firstOpen === -1 ? Math.max(0, lab.value.steps.length - 1) : firstOpen);
+        setPhase(started.value.session.status === "ended" ? { kind: "ended" } : { kind: "ready" });
+        return;
+      }
+      const e: unknown = started.status === "rejected" ? started.reason : lab.status === "rejected" ? lab.reason : null;
+      setPhase({
+        kind: "error",
+        message: e instanceof Error ? e.message : String(e),
+        code: e instanceof ApiError ? e.code : "error",
+        retryAfter: e instanceof ApiError ? e.retryAfter : undefined,
+      });
+    });
   }, [slug]);
 
   useEffect(start, [start]);
@@ -91,6 +105,30 @@ export function LabWorkspacePage({ slug }: { slug: string }) {
       <section class="ws-message" aria-busy="true">
         <h1>{lab?.title ?? "Lab"}</h1>
         <p role="status">Starting your sandbox…</p>
+      </section>
+    );
+  }
+  if (phase.kind === "error" && phase.code === "docker_unavailable") {
+    // The server's message says why (not set up here, or still being checked at start-up);
+    // retrying helps only in the second case, which the server marks with Retry-After.
+    return (
+      <section class="ws-message" aria-labelledby="ws-docker-title">
+        <h1 id="ws-docker-title">{lab?.title ?? "Lab"}</h1>
+        <h2>This lab needs the docker environment</h2>
+        <p role="alert" class="ws-alert">
+          {phase.message}
+        </p>
+        {phase.retryAfter !== undefined ? (
+          <>
+            <p>The server is getting it ready: try again in {phase.retryAfter} s.</p>
+            <button type="button" class="ws-button ws-button--primary" onClick={start}>
+              Try again
+            </button>{" "}
+          </>
+        ) : (
+          <p class="ws-muted">Its sessions have a container engine of their own, which this server cannot run at the moment. Labs of other tracks work without it.</p>
+        )}
+        <a href="/labs">Back to labs</a>
       </section>
     );
   }
