@@ -38,9 +38,12 @@ function listeningAddr(line) {
 }
 
 /**
+ * `env` adds to (or overrides) the test's own environment; `unset` names variables of it the
+ * server must not see (a test of "not configured" must not depend on the shell it runs in).
+ * @param {{ env?: Record<string, string>, unset?: string[] }} [options]
  * @returns {Promise<{ baseURL: string, logs: () => string, stop: () => Promise<void> }>}
  */
-export async function startServer({ env = {} } = {}) {
+export async function startServer({ env = {}, unset = [] } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(`sandpit binary not found at ${bin}: run \`cargo build -p sandpit\` or set SANDPIT_BIN`);
@@ -50,10 +53,12 @@ export async function startServer({ env = {} } = {}) {
   }
 
   const dataDir = await mkdtemp(path.join(tmpdir(), "sandpit-web-test-"));
+  const inherited = { ...process.env };
+  for (const name of unset) delete inherited[name];
   const child = spawn(bin, ["serve"], {
     cwd: repoDir,
     env: {
-      ...process.env,
+      ...inherited,
       SANDPIT_DATA_DIR: dataDir,
       SANDPIT_SERVER__BIND: "127.0.0.1:0",
       SANDPIT_LOG__FORMAT: "json",
