@@ -117,7 +117,8 @@ describe("apps", () => {
       await page.waitForURL((url) => APP_PATH.test(url.pathname), SLOW);
       const id = APP_PATH.exec(new URL(page.url()).pathname)[1];
       await page.getByRole("heading", { level: 1, name: "hello" }).waitFor(SLOW);
-      assert.equal(await page.title(), "hello · sandpit");
+      // The title is set in an effect after the first render: wait for it rather than race it.
+      await page.waitForFunction((title) => document.title === title, "hello · sandpit");
 
       // The stages, followed on the deploy job's events, reach healthy.
       await deployStatus(page, "Version 1 deployed: healthy.");
@@ -156,7 +157,7 @@ describe("apps", () => {
       await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Apps" }).click();
       await waitForPath(page, "/apps");
       await page.getByRole("heading", { level: 1, name: "Apps" }).waitFor();
-      assert.equal(await page.title(), "Apps · sandpit");
+      await page.waitForFunction((title) => document.title === title, "Apps · sandpit");
       const row = page.getByRole("table", { name: "Your apps" }).getByRole("row").filter({ has: page.getByRole("rowheader", { name: "hello" }) });
       await row.getByText("running").waitFor(SLOW);
       assert.match(await row.innerText(), /python/);
