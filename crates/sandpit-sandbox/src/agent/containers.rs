@@ -15,9 +15,10 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
@@ -102,6 +103,7 @@ pub fn mount_run(setup: &AgentSetup, root: &Path) -> io::Result<()> {
 pub fn build(
     containers: &ContainersSetup,
     image_tree: Option<&OwnedFd>,
+    exe: &fs::File,
     setup: &AgentSetup,
     root: &Path,
     proc: &Path,
@@ -169,7 +171,8 @@ pub fn build(
     fs::create_dir_all(&bin)?;
     symlink("/usr/bin/podman", bin.join("docker"))?;
     // newuidmap and newgidmap are this program, asking the agent (see [`super::idmap`]).
-    let exe = std::env::current_exe()?;
+    // Through the handle opened before the staging root covered /tmp (the binary may be there).
+    let exe = PathBuf::from(format!("/proc/self/fd/{}", exe.as_raw_fd()));
     for name in ["newuidmap", "newgidmap"] {
         let dst = bin.join(name);
         fs::write(&dst, b"")?;

@@ -311,6 +311,16 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
         }
         None => None,
     };
+    // And this program, which a box with an engine binds as its newuidmap/newgidmap: opened by
+    // its path in this mount namespace (/proc/self/exe itself names the host's mount, which
+    // cannot be bound from here), before the staging root covers /tmp, where it may lie.
+    let exe = match &setup.containers {
+        Some(_) => {
+            let path = std::env::current_exe()?;
+            Some(fs::File::open(&path).map_err(|e| io_err("open", &path, e))?)
+        }
+        None => None,
+    };
     if setup.containers.is_some() && !matches!(setup.root, RootSpec::Host) {
         return Err(io::Error::other(
             "a container engine needs the host root (its /etc/containers is generated)",
@@ -414,7 +424,17 @@ pub fn build(setup: &AgentSetup) -> io::Result<()> {
     }
 
     if let Some(containers) = &setup.containers {
-        super::containers::build(containers, image_tree.as_ref(), setup, &root, &proc_dir)?;
+        let exe = exe
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the agent's own program was not opened"))?;
+        super::containers::build(
+            containers,
+            image_tree.as_ref(),
+            exe,
+            setup,
+            &root,
+            &proc_dir,
+        )?;
     }
 
     // Enter the new root and drop every reference to the old one.

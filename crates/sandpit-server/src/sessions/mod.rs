@@ -467,9 +467,9 @@ impl Sessions {
             .insert("HOME".into(), sandpit_sandbox::spec::WORKSPACE_DIR.into());
         spec.env
             .insert("PS1".into(), "\\[\\e[1;32m\\]\\w\\[\\e[0m\\] $ ".into());
-        self.apply_environment(session, &mut spec);
         // A shell lives as long as the session; the session's limits bound it.
         spec.limits = self.process_limits(None);
+        self.apply_environment(session, &mut spec);
         let process = sandbox.spawn(spec).await.map_err(sandbox_error)?;
         let hub = TerminalHub::start(process, rows, cols, self.config.terminal.clone());
         *slot = Some(hub.clone());

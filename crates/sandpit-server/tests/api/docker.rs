@@ -104,6 +104,9 @@ async fn a_learner_builds_runs_and_checks_a_dockerfile_and_nothing_is_left() {
     term.type_line("docker ps --format '{{.Names}} is {{.Status}}' 2>/dev/null")
         .await;
     term.until_screen("web is Up").await;
+    // Layers are files: the shell may write files as large as the engine's disk (4 GiB).
+    term.type_line("echo fsize-$(ulimit -f)").await;
+    term.until_screen("fsize-4194304").await;
 
     // Check: the starter's image has no HEALTHCHECK (and the app no /health).
     let attempt = judge(&app, &token, &session, "health").await;
