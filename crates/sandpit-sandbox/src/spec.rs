@@ -77,6 +77,13 @@ pub mod containers {
         // Docker's image format, which keeps HEALTHCHECK (OCI's drops it).
         ("BUILDAH_FORMAT", "docker"),
     ];
+
+    /// Gives `spec` the [`ENV`] a process needs for its box's engine.
+    pub fn apply_env(spec: &mut super::ProcessSpec) {
+        for (key, value) in ENV {
+            spec.env.insert((*key).into(), (*value).into());
+        }
+    }
 }
 
 /// A host directory the sandbox sees at `target`, bound as it is (what the box writes there

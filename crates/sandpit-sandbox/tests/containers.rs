@@ -120,9 +120,7 @@ impl Engine {
 
 async fn sh(sandbox: &dyn Sandbox, script: &str) -> Output {
     let mut spec = ProcessSpec::new(["/bin/sh", "-c", script]);
-    for (key, value) in containers::ENV {
-        spec.env.insert((*key).into(), (*value).into());
-    }
+    containers::apply_env(&mut spec);
     spec.env.insert("HOME".into(), "/workspace".into());
     spec.limits = ProcessLimits {
         wall_ms: Some(PATIENCE.as_millis() as u64),
@@ -417,9 +415,7 @@ async fn hostile_requests_to_the_engine_stay_inside_the_box() {
         "mkdir -p /workspace/forever && cd /workspace/forever && \
          printf 'FROM tiny:1\\nRUN sleep 1000\\n' > Dockerfile && docker build -t forever .",
     ]);
-    for (key, value) in containers::ENV {
-        spec.env.insert((*key).into(), (*value).into());
-    }
+    containers::apply_env(&mut spec);
     spec.limits = ProcessLimits {
         wall_ms: Some(3_000),
         cpu_ms: None,

@@ -96,9 +96,7 @@ pub(super) fn loopback_only(addresses: &[String]) -> bool {
 /// What the check's processes get: the engine's environment, the workspace as home.
 fn spec(argv: &[&str], limits: ProcessLimits) -> ProcessSpec {
     let mut spec = ProcessSpec::new(argv.iter().copied());
-    for (key, value) in containers::ENV {
-        spec.env.insert((*key).into(), (*value).into());
-    }
+    containers::apply_env(&mut spec);
     spec.env
         .insert("HOME".into(), sandpit_sandbox::spec::WORKSPACE_DIR.into());
     spec.limits = limits;

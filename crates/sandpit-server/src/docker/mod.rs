@@ -213,7 +213,7 @@ impl Docker {
     /// A process of a docker session: the engine's variables, and files as large as the
     /// engine's disk (image layers are files; the disk is their real bound).
     pub fn prepare_process(&self, spec: &mut ProcessSpec) {
-        process_env(spec);
+        containers::apply_env(spec);
         spec.limits.file_size_bytes = spec.limits.file_size_bytes.max(self.settings.disk_bytes);
         spec.limits.open_files = spec.limits.open_files.max(4096);
     }
@@ -229,17 +229,10 @@ impl Docker {
     }
 }
 
-/// The variables a process needs for its box's engine.
-fn process_env(spec: &mut ProcessSpec) {
-    for (key, value) in containers::ENV {
-        spec.env.insert((*key).into(), (*value).into());
-    }
-}
-
 /// Runs an engine command in the probe's box; its output, or why it failed.
 async fn run(sandbox: &dyn Sandbox, argv: &[&str]) -> Result<String, String> {
     let mut spec = ProcessSpec::new(argv.iter().copied());
-    process_env(&mut spec);
+    containers::apply_env(&mut spec);
     spec.env.insert("HOME".into(), "/workspace".into());
     spec.limits = ProcessLimits {
         wall_ms: Some(60_000),
