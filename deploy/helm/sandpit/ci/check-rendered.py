@@ -108,10 +108,16 @@ def check_sandbox_policy(policies, agent_port, sandbox_ns, server_labels):
                 sel = (peer.get("podSelector") or {}).get("matchLabels") or {}
                 if "ipBlock" in peer or sel != server_labels or "namespaceSelector" not in peer:
                     fail(f"{name(p)}: ingress peer {peer} is not exactly the server pods")
-    # No other policy in the namespace may open what this one closes.
+    # No other policy that may select sandbox pods may open what this one closes (policies add
+    # up). One whose selector pins the component label to another value cannot select them.
     for p in policies:
-        if p["metadata"].get("namespace") == sandbox_ns and p not in mine and p["spec"].get("egress"):
-            fail(f"{name(p)}: another policy in the sandbox namespace allows egress")
+        if p["metadata"].get("namespace") != sandbox_ns or p in mine:
+            continue
+        sel = p["spec"].get("podSelector") or {}
+        component = (sel.get("matchLabels") or {}).get(SANDBOX_LABEL[0])
+        disjoint = component is not None and component != SANDBOX_LABEL[1]
+        if not disjoint and (p["spec"].get("egress") or p["spec"].get("ingress")):
+            fail(f"{name(p)}: another policy that can select sandbox pods allows traffic")
 
 
 def check_config(toml_text, binary):
