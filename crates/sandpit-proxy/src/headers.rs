@@ -15,6 +15,11 @@ pub enum Mode {
     PathPrefix { prefix: String },
     /// On a host of its own (`hello-ada.apps.example.com`).
     Domain,
+    /// Not an app: another replica of the platform, answering a request for a session whose
+    /// sandbox it holds. Everything the visitor sent passes (cookies and `Authorization`
+    /// included: that replica authenticates the request again) and so does everything it
+    /// answers; only hop-by-hop headers go and the forwarding headers are ours.
+    Replica,
 }
 
 /// How this visitor sees the app.
@@ -119,7 +124,9 @@ pub fn request_headers(headers: &mut HeaderMap, p: &Presentation) {
         // A bearer token of the platform is the visitor's whole account.
         headers.remove(header::AUTHORIZATION);
     }
-    filter_cookies(headers, &p.platform_cookies);
+    if p.mode != Mode::Replica {
+        filter_cookies(headers, &p.platform_cookies);
+    }
 }
 
 /// Drops the platform's cookies from `Cookie`, keeping the app's own.
@@ -150,6 +157,9 @@ fn filter_cookies(headers: &mut HeaderMap, platform: &[String]) {
 /// answer (its upgrade pair is kept).
 pub fn response_headers(headers: &mut HeaderMap, p: &Presentation, switching: bool) {
     strip_hop_by_hop(headers, switching && is_upgrade(headers));
+    if p.mode == Mode::Replica {
+        return;
+    }
     let cookies: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -332,6 +342,34 @@ mod tests {
         assert_eq!(get(&h, "authorization"), Some("Basic YTpi"));
         assert_eq!(get(&h, "cookie"), Some("mine=1"));
         assert!(!h.contains_key("x-forwarded-prefix"));
+    }
+
+    #[test]
+    fn a_replica_gets_the_visitors_credentials_and_answers_unfiltered() {
+        let mut h = map(&[
+            ("authorization", "Bearer sps_x"),
+            ("cookie", "sandpit_session=abc; mine=1"),
+            ("connection", "keep-alive"),
+            ("x-forwarded-for", "10.9.9.9"),
+        ]);
+        request_headers(&mut h, &presentation(Mode::Replica));
+        assert_eq!(get(&h, "authorization"), Some("Bearer sps_x"));
+        assert_eq!(get(&h, "cookie"), Some("sandpit_session=abc; mine=1"));
+        assert_eq!(get(&h, "x-forwarded-for"), Some("203.0.113.7"));
+        assert!(!h.contains_key("connection"));
+        let mut r = map(&[
+            ("set-cookie", "sandpit_session=new; Path=/; HttpOnly"),
+            ("location", "/api/v1/sessions"),
+            ("keep-alive", "timeout=5"),
+        ]);
+        response_headers(&mut r, &presentation(Mode::Replica), false);
+        assert_eq!(
+            get(&r, "set-cookie"),
+            Some("sandpit_session=new; Path=/; HttpOnly")
+        );
+        assert_eq!(get(&r, "location"), Some("/api/v1/sessions"));
+        assert!(!r.contains_key("content-security-policy"));
+        assert!(!r.contains_key("keep-alive"));
     }
 
     #[test]

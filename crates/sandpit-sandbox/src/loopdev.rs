@@ -322,6 +322,17 @@ pub async fn detach_stale(dir: &Path) -> usize {
     detached
 }
 
+/// Whether a loop device is still attached to `image`: a sandbox that had it mounted (or is
+/// mounting it) has not finished going. Another server must not mount it meanwhile.
+pub fn in_use(image: &Path) -> bool {
+    let Ok(image) = std::fs::canonicalize(image) else {
+        return false;
+    };
+    attached_devices(Path::new("/sys/block"))
+        .iter()
+        .any(|(_, backing)| Path::new(backing) == image)
+}
+
 /// `(device name, backing file)` of every attached loop device listed in `sys_block`.
 fn attached_devices(sys_block: &Path) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(sys_block) else {

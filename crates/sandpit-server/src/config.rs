@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "apps",
     "user_databases",
     "docker",
+    "cluster",
     "llm",
 ];
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub user_databases: crate::databases::config::UserDatabasesConfig,
     /// The docker environment (sessions with a container engine of their own).
     pub docker: crate::docker::config::DockerConfig,
+    /// Replicas on one database: how this one is reached, heartbeats, shared workspaces.
+    pub cluster: crate::cluster::ClusterConfig,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -382,6 +385,7 @@ impl Default for Config {
             apps: crate::apps::config::AppsConfig::default(),
             user_databases: crate::databases::config::UserDatabasesConfig::default(),
             docker: crate::docker::config::DockerConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -583,6 +587,15 @@ impl Config {
         Ok(())
     }
 
+    /// Where session workspaces live (`cluster.workspaces_dir`, else `data_dir/workspaces`).
+    pub fn workspaces_dir(&self) -> PathBuf {
+        if self.cluster.workspaces_dir.as_os_str().is_empty() {
+            self.data_dir.join("workspaces")
+        } else {
+            self.cluster.workspaces_dir.clone()
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, problem: &str| ConfigError::Invalid {
             key,
@@ -756,6 +769,7 @@ impl Config {
         self.apps.validate()?;
         self.user_databases.validate()?;
         self.docker.validate()?;
+        self.cluster.validate()?;
         self.llm.validate()?;
         Ok(())
     }
@@ -1052,6 +1066,20 @@ disk_max_files = 500000
 # A docker session gets at least this much memory and this many processes.
 memory_mb = 1024
 processes = 512
+
+[cluster]
+# Several `sandpit serve` processes on one PostgreSQL database serve any session: a request for
+# a session whose sandbox another replica runs is forwarded there (docs/cluster.md).
+# How the other replicas reach this one (http://host:port). Empty: the bound address
+# (127.0.0.1 for 0.0.0.0), right for replicas on one host.
+advertise_url = ""
+# Heartbeat interval; a replica silent for dead_after_ms is gone, and its sessions start again
+# on the next replica that serves them.
+heartbeat_ms = 2000
+dead_after_ms = 10000
+# Where session workspaces live. Empty: data_dir/workspaces. Replicas that take over each
+# other's sessions point this at storage they share.
+workspaces_dir = ""
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

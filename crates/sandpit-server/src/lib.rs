@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod agents;
 pub mod apps;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod databases;
 pub mod docker;

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub sessions_memory: Gauge,
     pub session_memory_max: Gauge,
     pub llm_completions: Family<LlmLabels, Counter>,
+    /// Session requests sent on to the replica holding the session.
+    pub forwarded_requests: Counter,
+    /// Replicas with a fresh heartbeat (this one included), set at each scrape.
+    pub live_replicas: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,6 +131,18 @@ impl Metrics {
             "Language model requests, by provider and outcome",
             llm_completions.clone(),
         );
+        let forwarded_requests = Counter::default();
+        registry.register(
+            "forwarded_requests",
+            "Session requests forwarded to the replica holding the session",
+            forwarded_requests.clone(),
+        );
+        let live_replicas = Gauge::default();
+        registry.register(
+            "live_replicas",
+            "Server replicas with a fresh heartbeat on this database",
+            live_replicas.clone(),
+        );
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build
             .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
@@ -144,6 +160,8 @@ impl Metrics {
             sessions_memory,
             session_memory_max,
             llm_completions,
+            forwarded_requests,
+            live_replicas,
         }
     }
 

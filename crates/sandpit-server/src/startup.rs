@@ -155,14 +155,24 @@ impl App {
             let (docker, sandboxes) = (docker.clone(), sandboxes.clone());
             tokio::spawn(async move { docker.check(&sandboxes).await });
         }
+        let cluster = Arc::new(crate::cluster::Cluster::new(
+            config.cluster.clone(),
+            store.clone(),
+            &secret,
+            bound,
+        ));
+        cluster.join().await.context("joining the cluster")?;
         let sessions = Arc::new(crate::sessions::Sessions::new(
             config.sessions.clone(),
-            store.clone(),
-            sandboxes.clone(),
-            &config.data_dir,
+            crate::sessions::SessionsDeps {
+                store: store.clone(),
+                sandboxes: sandboxes.clone(),
+                workspaces: config.workspaces_dir(),
+                labs: catalog.clone(),
+                docker: docker.clone(),
+                cluster: cluster.clone(),
+            },
             &secret,
-            catalog.clone(),
-            docker.clone(),
         ));
         if let Err(e) = sessions.reconcile().await {
             tracing::warn!(error = %e, "reconciling sessions at start-up");
@@ -215,6 +225,7 @@ impl App {
             docker,
             runs,
             sessions,
+            cluster,
             secure_cookies: public_url.starts_with("https://"),
             origins: Arc::new(TrustedOrigins::new(
                 &config.server.public_url,
@@ -274,6 +285,7 @@ impl App {
         );
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let reaper = tokio::spawn(self.state.sessions.clone().reap_forever());
+        let heartbeat = tokio::spawn(self.state.cluster.clone().run(self.state.clone()));
         let workers = crate::jobs::start_workers(&self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         // Small writes go out at once: a terminal's keystroke echo is a few bytes, and Nagle's
@@ -314,6 +326,9 @@ impl App {
         workers.stop(grace).await;
         self.state.apps.shutdown().await;
         self.state.sessions.shutdown().await;
+        // Only now: until its sandboxes are gone, no other replica may start its sessions'.
+        heartbeat.abort();
+        self.state.cluster.leave().await;
         self.state.runs.shutdown().await;
         self.state.store.close().await;
         tracing::info!("stopped");

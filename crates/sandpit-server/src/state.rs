@@ -45,6 +45,8 @@ pub struct AppState {
     /// The durable job queue (its workers run from `App::run_until`).
     pub queue: sandpit_jobs::Queue,
     pub sessions: Arc<Sessions>,
+    /// This replica among those sharing the database (heartbeats, placements, forwarding).
+    pub cluster: Arc<crate::cluster::Cluster>,
     /// Language models routed per task (or none: authored hints only).
     pub llm: Arc<crate::llm::Llm>,
     /// Labs: the catalog, starting, judging, progress, hints.

@@ -6,9 +6,9 @@
 //! (`tests/store.rs`).
 //!
 //! The job queue's part ([`JobStore`]), the projects' ([`ProjectStore`]), the apps'
-//! ([`AppStore`]) and the per-user databases' ([`DatabaseStore`]), supertraits of [`Store`],
-//! are SQL written once for both engines; see [`jobs`], [`projects`], [`apps`] and
-//! [`databases`].
+//! ([`AppStore`]), the per-user databases' ([`DatabaseStore`]) and the replicas' ([`ClusterStore`]), supertraits of [`Store`],
+//! are SQL written once for both engines; see [`jobs`], [`projects`], [`apps`],
+//! [`databases`] and [`cluster`].
 //!
 //! Conventions every table follows (later tables — sessions, attempts, jobs, apps — too):
 //! - ids are UUIDv7 (time-ordered, so indexes stay append-mostly), `uuid` in PostgreSQL and
@@ -29,6 +29,8 @@ pub mod projects;
 pub mod apps;
 #[macro_use]
 pub mod databases;
+#[macro_use]
+pub mod cluster;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -38,6 +40,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use apps::{APPS_PER_USER, App, AppPatch, AppStore, AppVersion, NewApp, NewAppVersion};
+pub use cluster::{ClusterEvent, ClusterEventKind, ClusterStore, Placement, Replica};
 pub use databases::{DatabaseStore, ONE_PER_USER, UserDatabase};
 pub use error::StoreError;
 pub use jobs::{
@@ -57,7 +60,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// and safe to share between tasks.
 #[async_trait]
 pub trait Store:
-    JobStore + ProjectStore + AppStore + DatabaseStore + Send + Sync + 'static
+    JobStore + ProjectStore + AppStore + DatabaseStore + ClusterStore + Send + Sync + 'static
 {
     /// Which engine this is, for logs and the readiness report (`"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;

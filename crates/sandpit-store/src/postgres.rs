@@ -910,3 +910,4 @@ project_store_impl!(PgStore, sqlx::Postgres);
 
 app_store_impl!(PgStore, sqlx::Postgres);
 database_store_impl!(PgStore);
+cluster_store_impl!(PgStore);

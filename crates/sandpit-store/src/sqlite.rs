@@ -986,3 +986,4 @@ project_store_impl!(SqliteStore, sqlx::Sqlite);
 
 app_store_impl!(SqliteStore, sqlx::Sqlite);
 database_store_impl!(SqliteStore);
+cluster_store_impl!(SqliteStore);

@@ -17,9 +17,7 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -44,119 +42,28 @@ const MIN_RUNS_OK: u64 = 4;
 /// Hang guard for any single wait (start-up, progress, clean-up); never a speed target.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-/// One `sandpit serve` process on the test's data directory.
-struct Server {
-    child: Child,
-    pid: u32,
-    base: String,
-    log: PathBuf,
-}
+mod common;
 
-impl Server {
-    /// Starts instance `n` on `root/data` on a port of its choosing and waits for its
-    /// "listening" log line, which names the bound address.
-    async fn start(root: &Path, n: usize, model: &str) -> Self {
-        let log = root.join(format!("server-{n}.log"));
-        let out = File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SANDPIT_DATA_DIR", root.join("data"))
-            .env("SANDPIT_LOG__FORMAT", "json")
-            .env("SANDPIT_SERVER__BIND", "127.0.0.1:0")
-            .env("SANDPIT_RATE_LIMIT__API_PER_MINUTE", "1000000")
-            .env("SANDPIT_RATE_LIMIT__AUTH_PER_MINUTE", "10000")
-            .env("SANDPIT_SESSIONS__MAX_PER_USER", WRITERS.to_string())
-            .env("SANDPIT_RUNS__WARM_POOL", "1")
-            // A killed server's jobs run again once their lease expires: soon, here.
-            .env("SANDPIT_JOBS__LEASE_SECONDS", "3")
-            // Agent jobs ask the fake model; it may take its time (the kill comes first).
-            .env("SANDPIT_LLM__PROVIDERS__MAIN__KIND", "openai")
-            .env("SANDPIT_LLM__PROVIDERS__MAIN__BASE_URL", model)
-            .env("SANDPIT_LLM__PROVIDERS__MAIN__MODEL", "fake")
-            .env("SANDPIT_LLM__PROVIDERS__MAIN__TIMEOUT_MS", "120000")
-            .env("SANDPIT_LLM__ROUTES__FALLBACK", "main")
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            // Sandbox agents inherit stderr: a file, so no pipe is held open by them.
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let mut server = Self {
-            child,
-            pid,
-            base: String::new(),
-            log,
-        };
-        let deadline = Instant::now() + HANG_GUARD;
-        loop {
-            if let Some(addr) = listening_addr(&server.log) {
-                server.base = format!("http://{addr}");
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!(
-                    "server {n} exited during start-up ({status}):\n{}",
-                    server.log_tail()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server {n} did not start:\n{}",
-                server.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+use common::Server;
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    /// A graceful stop (the server removes its sandboxes and cgroups), SIGKILL if it hangs.
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the "listening" JSON log line, once it is written.
-fn listening_addr(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|entry| entry["fields"]["message"] == "listening")
-        .and_then(|entry| entry["fields"]["addr"].as_str().map(str::to_owned))
+/// Starts instance `n` on `root/data`.
+async fn start(root: &Path, n: usize, model: &str) -> Server {
+    let env = [
+        ("SANDPIT_DATA_DIR", root.join("data").display().to_string()),
+        ("SANDPIT_RATE_LIMIT__API_PER_MINUTE", "1000000".into()),
+        ("SANDPIT_RATE_LIMIT__AUTH_PER_MINUTE", "10000".into()),
+        ("SANDPIT_SESSIONS__MAX_PER_USER", WRITERS.to_string()),
+        ("SANDPIT_RUNS__WARM_POOL", "1".into()),
+        // A killed server's jobs run again once their lease expires: soon, here.
+        ("SANDPIT_JOBS__LEASE_SECONDS", "3".into()),
+        // Agent jobs ask the fake model; it may take its time (the kill comes first).
+        ("SANDPIT_LLM__PROVIDERS__MAIN__KIND", "openai".into()),
+        ("SANDPIT_LLM__PROVIDERS__MAIN__BASE_URL", model.into()),
+        ("SANDPIT_LLM__PROVIDERS__MAIN__MODEL", "fake".into()),
+        ("SANDPIT_LLM__PROVIDERS__MAIN__TIMEOUT_MS", "120000".into()),
+        ("SANDPIT_LLM__ROUTES__FALLBACK", "main".into()),
+    ];
+    Server::start(root, root.join(format!("server-{n}.log")), &env).await
 }
 
 /// What every writer sees: where the server is now, and when to stop.
@@ -386,7 +293,7 @@ impl FakeModel {
 async fn wait_for_writes(shared: &Shared, server: &mut Server, instance: usize, count: u64) {
     let deadline = Instant::now() + HANG_GUARD;
     while shared.acked[instance].load(Ordering::SeqCst) < count {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = server.exited() {
             panic!(
                 "server {instance} exited by itself ({status}):\n{}",
                 server.log_tail()
@@ -423,7 +330,7 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
         .unwrap();
 
     let model = FakeModel::start().await;
-    let mut server = Server::start(dir.path(), 0, &model.base).await;
+    let mut server = start(dir.path(), 0, &model.base).await;
     let signed = call(
         client.post(server.url("/api/v1/auth/signup")).json(&json!({
             "username": "crasher",
@@ -530,7 +437,7 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
         exposure.push(held);
         server.kill();
         killed.push(server.pid);
-        server = Server::start(dir.path(), n + 1, &model.base).await;
+        server = start(dir.path(), n + 1, &model.base).await;
         // Before the writers find it, the new server runs no session's sandbox: whatever of the
         // data directory is still attached or mounted now was left by a killed one.
         for found in settled_orphans(&killed, server.pid, &data_dir).await {

@@ -195,6 +195,13 @@ async fn logout(
             .revoke_credential(p.user.id, p.credential_id, Utc::now())
             .await?;
         state.auth_cache.forget_credential(p.credential_id);
+        state
+            .cluster
+            .publish(
+                sandpit_store::ClusterEventKind::CredentialRevoked,
+                p.credential_id,
+            )
+            .await;
     }
     Ok((
         StatusCode::NO_CONTENT,

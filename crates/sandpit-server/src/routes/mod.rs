@@ -63,6 +63,10 @@ pub fn documented(state: &AppState) -> (Router<AppState>, serde_json::Value) {
         .merge(crate::apps::routes::router(state))
         .merge(crate::databases::routes::router());
     let api = api
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::cluster::forward::route_sessions,
+        ))
         .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate));
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

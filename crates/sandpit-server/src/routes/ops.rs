@@ -68,6 +68,8 @@ pub struct Readiness {
     pub components: BTreeMap<&'static str, Component>,
     /// Learners' sessions in this process.
     pub sessions: crate::sessions::SessionCounts,
+    /// This replica among those sharing the database.
+    pub cluster: crate::cluster::ClusterReport,
 }
 
 /// Readiness: whether every dependency answers. 503 when one does not.
@@ -166,6 +168,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         Json(Readiness {
             status: if ready { "ready" } else { "unready" },
             components,
+            cluster: state.cluster.report(),
             sessions: state.sessions.counts(),
         }),
     )
@@ -180,6 +183,8 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> 
     m.sessions_running.set(counts.running as i64);
     m.sessions_reaped.set(counts.reaped as i64);
     m.terminals_attached.set(counts.terminals_attached as i64);
+    m.live_replicas
+        .set(i64::from(state.cluster.live_replicas()));
     let memory = state.sessions.memory().await;
     m.sessions_memory.set(memory.iter().sum::<u64>() as i64);
     m.session_memory_max

@@ -133,5 +133,10 @@ async fn delete_token(
     if !revoked {
         return Err(ApiError::not_found("token"));
     }
+    // Other replicas' caches forget it within a heartbeat.
+    state
+        .cluster
+        .publish(sandpit_store::ClusterEventKind::CredentialRevoked, id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,6 +49,10 @@ async fn set_role(
             other => other.into(),
         })?;
     state.auth_cache.forget_user(id);
+    state
+        .cluster
+        .publish(sandpit_store::ClusterEventKind::UserChanged, id)
+        .await;
     let user = state
         .store
         .user_by_id(id)

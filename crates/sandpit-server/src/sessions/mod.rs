@@ -93,6 +93,19 @@ pub struct Sessions {
     labs: Arc<Catalog>,
     /// The docker environment (whether it works here, and what its boxes get).
     docker: Arc<crate::docker::Docker>,
+    /// Which replica holds each session's sandbox.
+    cluster: Arc<crate::cluster::Cluster>,
+}
+
+/// What the sessions service works with.
+pub struct SessionsDeps {
+    pub store: Arc<dyn Store>,
+    pub sandboxes: Arc<Sandboxes>,
+    /// Where workspaces live (`cluster.workspaces_dir`, else `data_dir/workspaces`).
+    pub workspaces: PathBuf,
+    pub labs: Arc<Catalog>,
+    pub docker: Arc<crate::docker::Docker>,
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// A session this server process has touched: its sandbox once started. The async mutex is
@@ -139,15 +152,7 @@ pub(crate) fn sandbox_error(e: SandboxError) -> ApiError {
 }
 
 impl Sessions {
-    pub fn new(
-        config: SessionsConfig,
-        store: Arc<dyn Store>,
-        sandboxes: Arc<Sandboxes>,
-        data_dir: &std::path::Path,
-        secret: &[u8],
-        labs: Arc<Catalog>,
-        docker: Arc<crate::docker::Docker>,
-    ) -> Self {
+    pub fn new(config: SessionsConfig, deps: SessionsDeps, secret: &[u8]) -> Self {
         use sha2::{Digest, Sha256};
         let share_key = Sha256::new()
             .chain_update(b"sandpit terminal share v1\0")
@@ -157,13 +162,14 @@ impl Sessions {
         Self {
             share_key,
             config,
-            store,
-            sandboxes,
-            workspaces: data_dir.join("workspaces"),
+            store: deps.store,
+            sandboxes: deps.sandboxes,
+            workspaces: deps.workspaces,
             live: Mutex::new(HashMap::new()),
             reaped: AtomicU64::new(0),
-            labs,
-            docker,
+            labs: deps.labs,
+            docker: deps.docker,
+            cluster: deps.cluster,
         }
     }
 
@@ -359,7 +365,38 @@ impl Sessions {
             .sessions_of(user_id, include_ended)
             .await
             .map_err(ApiError::internal)?;
-        Ok(sessions.iter().map(|s| self.view(s)).collect())
+        // Running on another replica counts as running.
+        let live: Vec<Uuid> = sessions
+            .iter()
+            .filter(|s| s.status == SessionStatus::Live)
+            .map(|s| s.id)
+            .collect();
+        let held = self.cluster.held(&live).await.map_err(ApiError::internal)?;
+        Ok(sessions
+            .iter()
+            .map(|s| {
+                let view = self.view(s);
+                if view.status == "suspended" && held.contains(&s.id) {
+                    SessionView::new(s, true)
+                } else {
+                    view
+                }
+            })
+            .collect())
+    }
+
+    /// Whether this replica runs (or is starting) the session's sandbox.
+    pub fn runs_here(&self, id: Uuid) -> bool {
+        let Some(live) = self.live_map().get(&id).cloned() else {
+            return false;
+        };
+        if live.ended.load(Ordering::SeqCst) {
+            return false;
+        }
+        // Locked: its sandbox is being started (or used to start a terminal) here.
+        live.sandbox.try_lock().map_or(true, |slot| {
+            slot.as_ref().is_some_and(|s| !s.agent().is_closed())
+        })
     }
 
     pub fn view(&self, session: &Session) -> SessionView {
@@ -403,6 +440,7 @@ impl Sessions {
             .sandboxes
             .backend()
             .map_err(|why| sandbox_error(SandboxError::Unavailable(why.to_string())))?;
+        self.claim(session).await?;
         let sandbox: Arc<dyn Sandbox> = backend
             .create(&self.spec(session))
             .await
@@ -411,6 +449,45 @@ impl Sessions {
         tracing::info!(session.id = %session.id, sandbox = sandbox.id(), "session sandbox started");
         *slot = Some(sandbox.clone());
         Ok(sandbox)
+    }
+
+    /// Takes a session for this replica before its sandbox starts here: refused while another
+    /// live replica holds it (requests reach that one through the forwarding), or while the
+    /// sandbox of a replica that just went still has the workspace attached.
+    async fn claim(&self, session: &Session) -> Result<(), ApiError> {
+        match self
+            .cluster
+            .claim(session.id)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            sandpit_store::Placement::Mine => {}
+            sandpit_store::Placement::Elsewhere { .. } => {
+                return Err(ApiError::Unavailable {
+                    code: "session_elsewhere",
+                    message: "this session's sandbox runs on another server replica; \
+                              open it through the session's own routes"
+                        .into(),
+                    retry_after: Some(Duration::from_secs(1)),
+                });
+            }
+        }
+        let image = self
+            .workspace_dir(session.id)
+            .join(sandpit_sandbox::loopdev::IMAGE_NAME);
+        if tokio::task::spawn_blocking(move || sandpit_sandbox::loopdev::in_use(&image))
+            .await
+            .unwrap_or(false)
+        {
+            self.cluster.release(session.id).await;
+            return Err(ApiError::Unavailable {
+                code: "session_moving",
+                message: "this session's previous sandbox is still stopping; try again in a moment"
+                    .into(),
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
+        Ok(())
     }
 
     /// Writes the environment's default files into a caller's empty workspace.
@@ -576,6 +653,7 @@ impl Sessions {
                 tracing::warn!(session.id = %id, error = %e, "destroying a session's sandbox");
             }
         }
+        self.cluster.release(id).await;
         let dir = self.workspace_dir(id);
         if let Err(e) = tokio::task::spawn_blocking(move || remove_dir(&dir)).await {
             tracing::warn!(session.id = %id, error = %e, "removing a workspace");
@@ -596,6 +674,13 @@ impl Sessions {
             }
         };
         for session in expired {
+            // The replica running it ends it (and its sandbox) itself.
+            if matches!(
+                self.cluster.holder_elsewhere(session.id).await,
+                Ok(Some(_)) | Err(_)
+            ) {
+                continue;
+            }
             if self.finish(session.id, EndReason::Expired).await {
                 self.reaped.fetch_add(1, Ordering::Relaxed);
             }
@@ -614,32 +699,46 @@ impl Sessions {
     }
 
     /// At start-up: live sessions keep their workspaces (their sandboxes start on demand) unless
-    /// the workspace is gone, in which case they end; workspace directories no live session
-    /// owns are deleted. (Sandboxes of a previous process died with it; their cgroups are
-    /// reaped by the backend.) Loop devices still attached to workspace images were left by a
-    /// process killed while starting a sandbox: no sandbox of this one uses them yet, so they
-    /// are detached.
+    /// the workspace is gone, in which case they end (unless another live replica runs them:
+    /// with workspaces not shared, this replica cannot see theirs); workspace directories of no
+    /// live session are deleted, each looked up on its own (the directory is made after the
+    /// session's row, so another replica's new session is never taken for an orphan).
+    /// (Sandboxes of a previous process died with it; their cgroups are reaped by the backend.)
+    /// Loop devices still attached to workspace images were left by a process killed while
+    /// starting a sandbox: no sandbox of this one uses them yet, so they are detached.
     pub async fn reconcile(&self) -> Result<(), StoreError> {
         sandpit_sandbox::loopdev::detach_stale(&self.workspaces).await;
         let live = self.store.live_sessions().await?;
-        let mut keep = std::collections::HashSet::new();
         for session in live {
             let dir = self.workspace_dir(session.id);
-            if dir.join(sandpit_sandbox::loopdev::IMAGE_NAME).is_file() {
-                keep.insert(session.id.simple().to_string());
-            } else {
-                tracing::warn!(session.id = %session.id, "a live session lost its workspace; ending it");
-                self.finish(session.id, EndReason::Failed).await;
+            if dir.join(sandpit_sandbox::loopdev::IMAGE_NAME).is_file()
+                || self.cluster.holder_elsewhere(session.id).await?.is_some()
+            {
+                continue;
             }
+            tracing::warn!(session.id = %session.id, "a live session lost its workspace; ending it");
+            self.finish(session.id, EndReason::Failed).await;
         }
-        if let Ok(entries) = std::fs::read_dir(&self.workspaces) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                // Dot names are the backend's own (spare images), not workspaces.
-                if !keep.contains(&name) && !name.starts_with('.') {
-                    tracing::info!(workspace = %name, "removing an orphaned workspace");
-                    remove_dir(&entry.path());
-                }
+        let Ok(entries) = std::fs::read_dir(&self.workspaces) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Dot names are the backend's own (spare images), not workspaces.
+            if name.starts_with('.') {
+                continue;
+            }
+            let live = match Uuid::try_parse(&name) {
+                Ok(id) => self
+                    .store
+                    .session(id)
+                    .await?
+                    .is_some_and(|s| s.status == SessionStatus::Live),
+                Err(_) => false,
+            };
+            if !live {
+                tracing::info!(workspace = %name, "removing an orphaned workspace");
+                remove_dir(&entry.path());
             }
         }
         Ok(())

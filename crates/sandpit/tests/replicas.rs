@@ -1,0 +1,478 @@
+//! Two (and three) real `sandpit serve` processes on one PostgreSQL database, sharing the
+//! signing secret and a workspaces directory, each with its own data directory and sandbox
+//! uids: one session driven through both (the terminal on A, files and the judge through B,
+//! which forwards to A), then A SIGKILLed mid-exec and the session carried on through B with
+//! its workspace; and replicas racing to start one suspended session's sandbox (needs root,
+//! as CI is: sandboxes use namespaces, cgroups and loop devices).
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is how a test step fails, loudly"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Hang guard for any single wait; never a speed target.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// The replicas' dead-after interval: short, so the test does not wait long for a takeover.
+const DEAD_AFTER_MS: u64 = 1500;
+const SECRET: &str = "replicas-test-signing-secret-0123456789abcdef";
+
+/// Replica `name` (its own data directory and uid range `uid..uid+200`) on `pg`, with
+/// workspaces in `root/workspaces`.
+async fn replica(root: &Path, name: &str, pg: &str, uid: u32) -> Server {
+    let env = [
+        ("SANDPIT_DATA_DIR", root.join(name).display().to_string()),
+        ("SANDPIT_DATABASE__URL", pg.to_owned()),
+        ("SANDPIT_AUTH__SECRET", SECRET.to_owned()),
+        (
+            "SANDPIT_CLUSTER__WORKSPACES_DIR",
+            root.join("workspaces").display().to_string(),
+        ),
+        ("SANDPIT_CLUSTER__HEARTBEAT_MS", "250".to_owned()),
+        ("SANDPIT_CLUSTER__DEAD_AFTER_MS", DEAD_AFTER_MS.to_string()),
+        ("SANDPIT_SANDBOX__UID", uid.to_string()),
+        ("SANDPIT_SANDBOX__UIDS", "200".to_owned()),
+        ("SANDPIT_RUNS__WARM_POOL", "0".to_owned()),
+        ("SANDPIT_DOCKER__ENABLED", "false".to_owned()),
+        ("SANDPIT_RATE_LIMIT__API_PER_MINUTE", "100000".to_owned()),
+    ];
+    Server::start(root, root.join(format!("{name}.log")), &env).await
+}
+
+struct Api {
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        server: &Server,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method, server.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let retry_after = res.headers().get("retry-after").is_some();
+        let text = res.text().await.unwrap();
+        let mut value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if retry_after && let Value::Object(map) = &mut value {
+            map.insert("retry_after".into(), Value::Bool(true));
+        }
+        (status, value)
+    }
+
+    async fn read(&self, server: &Server, session: &str, path: &str) -> (StatusCode, String) {
+        let res = self
+            .http
+            .get(server.url(&format!("/api/v1/sessions/{session}/files/{path}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    /// Writes a file; whether it was written (201 made, 204 replaced).
+    async fn write(&self, server: &Server, session: &str, path: &str, body: &str) -> bool {
+        let status = self
+            .http
+            .put(server.url(&format!("/api/v1/sessions/{session}/files/{path}")))
+            .bearer_auth(&self.token)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            [StatusCode::CREATED, StatusCode::NO_CONTENT].contains(&status),
+            "writing {path}: {status}"
+        );
+        true
+    }
+}
+
+async fn signup(server: &Server, name: &str) -> Api {
+    let http = reqwest::Client::new();
+    let res = http
+        .post(server.url("/api/v1/auth/signup"))
+        .json(&json!({"username": name, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    Api {
+        http,
+        token: body["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A terminal client: keeps a screen of what it was sent and acknowledges output.
+struct Term {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    screen: vt100::Parser,
+}
+
+impl Term {
+    async fn open(server: &Server, token: &str, session: &str) -> Self {
+        let url = server
+            .url(&format!(
+                "/api/v1/sessions/{session}/terminal?rows=24&cols=100"
+            ))
+            .replacen("http", "ws", 1);
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut term = Self {
+            ws,
+            screen: vt100::Parser::new(24, 100, 0),
+        };
+        let hello = term.next().await.unwrap();
+        assert!(
+            matches!(&hello, Message::Text(t) if t.contains("\"hello\"")),
+            "{hello:?}"
+        );
+        term
+    }
+
+    async fn next(&mut self) -> Option<Message> {
+        let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+            .await
+            .expect("the terminal went quiet")?
+            .ok()?;
+        if let Message::Binary(bytes) = &msg {
+            self.screen.process(bytes);
+            let ack = json!({"type": "ack", "bytes": bytes.len()}).to_string();
+            let _ = self.ws.send(Message::text(ack)).await;
+        }
+        Some(msg)
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        self.ws
+            .send(Message::binary(format!("{line}\r").into_bytes()))
+            .await
+            .unwrap();
+    }
+
+    async fn until_screen(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.screen.screen().contents().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not show: {}",
+                self.screen.screen().contents()
+            );
+            assert!(
+                self.next().await.is_some(),
+                "closed before {needle:?} showed"
+            );
+        }
+    }
+}
+
+/// Loop devices whose backing file is `image` (a sandbox that has the workspace mounted).
+fn devices_backing(image: &Path) -> usize {
+    let Ok(image) = std::fs::canonicalize(image) else {
+        return 0;
+    };
+    std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
+        .filter(|b| Path::new(b.trim()) == image)
+        .count()
+}
+
+fn image_of(root: &Path, session: &str) -> PathBuf {
+    root.join("workspaces")
+        .join(session.replace('-', ""))
+        .join("workspace.img")
+}
+
+/// The session's running sandboxes on a replica, from its `/readyz`.
+async fn running(server: &Server) -> u64 {
+    let body: Value = reqwest::get(server.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["sessions"]["running"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_through_two_replicas_and_the_loss_of_one() {
+    let pg = sandpit_testkit::postgres_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut a = replica(root, "a", &pg, 1_900_300_000).await;
+    let b = replica(root, "b", &pg, 1_900_300_300).await;
+
+    // Signed up on A, the token works on B: one store, one signing secret.
+    let api = signup(&a, "ada").await;
+    let (status, started) = api
+        .call(
+            &a,
+            "POST",
+            "/api/v1/labs/shell-basics/start",
+            Some(json!({})),
+        )
+        .await;
+    assert!(status.is_success(), "{started}");
+    let session = started["session"]["id"].as_str().unwrap().to_owned();
+
+    // A token revoked on A is refused by B well within B's credential cache lifetime (30 s):
+    // the revocation reaches B as a cluster event, not by the cache expiring.
+    let (status, made) = api
+        .call(&a, "POST", "/api/v1/tokens", Some(json!({"name": "ci"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let other = Api {
+        http: api.http.clone(),
+        token: made["secret"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(
+        other.call(&b, "GET", "/api/v1/auth/me", None).await.0,
+        StatusCode::OK
+    );
+    let token_id = made["token"]["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(&a, "DELETE", &format!("/api/v1/tokens/{token_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let revoked = Instant::now();
+    while other.call(&b, "GET", "/api/v1/auth/me", None).await.0 != StatusCode::UNAUTHORIZED {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(20),
+            "B still accepts a token revoked on A"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The terminal on A.
+    let mut term_a = Term::open(&a, &api.token, &session).await;
+    term_a
+        .type_line("mkdir -p project/docs && echo 'hello sandpit' > project/hello.txt && echo marker-$((6*7))")
+        .await;
+    term_a.until_screen("marker-42").await;
+
+    // Files and the judge through B: forwarded to A, which holds the sandbox.
+    assert_eq!(
+        api.read(&b, &session, "project/hello.txt").await,
+        (StatusCode::OK, "hello sandpit\n".to_owned())
+    );
+    let (status, attempt) = api
+        .call(
+            &b,
+            "POST",
+            &format!("/api/v1/sessions/{session}/judge"),
+            Some(json!({"step": "files"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{attempt}");
+    assert_eq!(attempt["passed"], false, "{attempt}");
+    let codes: Vec<&str> = attempt["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(
+        codes.contains(&"notes-missing") && !codes.contains(&"hello-text"),
+        "{attempt}"
+    );
+    // B lists it as running (on A), and runs no sandbox itself.
+    let (_, list) = api.call(&b, "GET", "/api/v1/sessions", None).await;
+    assert_eq!(list["sessions"][0]["id"], session.as_str(), "{list}");
+    assert_eq!(list["sessions"][0]["status"], "running", "{list}");
+    assert_eq!((running(&a).await, running(&b).await), (1, 0));
+
+    // A second terminal client through B shares A's shell: it gets the screen back, and what
+    // it types shows on A's client.
+    let mut term_b = Term::open(&b, &api.token, &session).await;
+    term_b.until_screen("marker-42").await;
+    term_b.type_line("echo via-b-$((2*21))").await;
+    term_a.until_screen("via-b-42").await;
+    drop((term_a, term_b));
+
+    // A write through B is A's.
+    assert!(
+        api.write(&b, &session, "from-b.txt", "written through b\n")
+            .await
+    );
+
+    // A dies in the middle of a request forwarded to it: a clear error, never a hang.
+    let exec = {
+        let (http, token, url) = (
+            api.http.clone(),
+            api.token.clone(),
+            b.url(&format!("/api/v1/sessions/{session}/exec")),
+        );
+        tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"argv": ["sleep", "20"], "timeout_ms": 30000}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill();
+    let (status, body) = exec.await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "replica_unavailable", "{body}");
+
+    // Until A is known to be gone, B says so with Retry-After; then B takes the session over
+    // and starts its sandbox on the same workspace.
+    let deadline = Instant::now() + PATIENCE;
+    let refusals = loop {
+        let (status, body) = api
+            .call(
+                &b,
+                "GET",
+                &format!("/api/v1/sessions/{session}/files"),
+                None,
+            )
+            .await;
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            ["replica_unavailable", "session_moving"]
+                .contains(&body["error"]["code"].as_str().unwrap_or("")),
+            "{body}"
+        );
+        assert_eq!(body["retry_after"], true, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "B never took the session over:\n{}",
+            b.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(refusals.is_object() || refusals.is_array(), "{refusals}");
+    assert_eq!(
+        api.read(&b, &session, "project/hello.txt").await,
+        (StatusCode::OK, "hello sandpit\n".to_owned())
+    );
+    assert_eq!(
+        api.read(&b, &session, "from-b.txt").await,
+        (StatusCode::OK, "written through b\n".to_owned())
+    );
+    assert_eq!(running(&b).await, 1);
+    // One sandbox has the workspace: B's (A's went with A).
+    assert_eq!(devices_backing(&image_of(root, &session)), 1);
+
+    // The lab goes on through B: finish the step and pass it.
+    assert!(
+        api.write(&b, &session, "project/docs/notes.md", "notes\n")
+            .await
+    );
+    let (status, attempt) = api
+        .call(
+            &b,
+            "POST",
+            &format!("/api/v1/sessions/{session}/judge"),
+            Some(json!({"step": "files"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{attempt}");
+    assert_eq!(attempt["passed"], true, "{attempt}");
+    // A new shell on B (the old one died with A's sandbox), in the same workspace.
+    let mut term = Term::open(&b, &api.token, &session).await;
+    term.type_line("cat from-b.txt").await;
+    term.until_screen("written through b").await;
+    drop(term);
+
+    let ready: Value = reqwest::get(b.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["cluster"]["live_replicas"], 1, "{ready}");
+
+    // Ending it through B leaves no sandbox on the workspace, and no workspace.
+    let (status, body) = api
+        .call(&b, "DELETE", &format!("/api/v1/sessions/{session}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(devices_backing(&image_of(root, &session)), 0);
+    assert!(!image_of(root, &session).exists());
+    let mut b = b;
+    assert!(b.exited().is_none(), "B stopped:\n{}", b.log_tail());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_racing_for_a_suspended_session_start_one_sandbox() {
+    let pg = sandpit_testkit::postgres_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let a = replica(root, "a", &pg, 1_900_301_000).await;
+    let b = replica(root, "b", &pg, 1_900_301_300).await;
+    let c = replica(root, "c", &pg, 1_900_301_600).await;
+    let api = signup(&a, "grace").await;
+    let (status, created) = api
+        .call(&a, "POST", "/api/v1/sessions", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let session = created["id"].as_str().unwrap().to_owned();
+    assert!(api.write(&a, &session, "kept.txt", "kept\n").await);
+    // A stops gracefully: its sandbox goes and the session is suspended at once.
+    drop(a);
+    let (_, list) = api.call(&b, "GET", "/api/v1/sessions", None).await;
+    assert_eq!(list["sessions"][0]["status"], "suspended", "{list}");
+
+    // Six requests at once, three to B and three to C: every one answers, one sandbox starts.
+    let requests = (0..6).map(|i| {
+        let server = if i % 2 == 0 { &b } else { &c };
+        let url = server.url(&format!("/api/v1/sessions/{session}/exec"));
+        let (http, token) = (api.http.clone(), api.token.clone());
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"argv": ["cat", "kept.txt"]}))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    });
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["stdout"], "kept\n", "{body}");
+    }
+    assert_eq!(running(&b).await + running(&c).await, 1);
+    assert_eq!(devices_backing(&image_of(root, &session)), 1);
+}
