@@ -89,12 +89,13 @@ fn listening_in(table: &str) -> impl Iterator<Item = u16> + '_ {
 }
 
 /// The first subordinate id of the box running as `uid`: above 2^31, a block of
-/// [`SUBORDINATE_IDS`](crate::spec::containers::SUBORDINATE_IDS) per uid of the range, so
-/// boxes of one backend never share one. (32767 blocks fit below 2^32; a range longer than
-/// that wraps, and the uids 32767 apart share ids — far more boxes than one host runs.)
-fn subordinate_start(uids: &std::ops::Range<u32>, uid: u32) -> u32 {
+/// [`SUBORDINATE_IDS`](crate::spec::containers::SUBORDINATE_IDS) per uid, chosen by the uid
+/// itself (not its place in the range), so boxes never share one — neither of one backend nor
+/// of two servers on one host with disjoint uid ranges. (32767 blocks fit below 2^32: uids
+/// 32767 apart share ids, so a host's ranges together must span fewer uids than that.)
+fn subordinate_start(uid: u32) -> u32 {
     let block = crate::spec::containers::SUBORDINATE_IDS + 1;
-    let slot = (uid - uids.start) % 32_767;
+    let slot = uid % 32_767;
     (1 << 31) + slot * block
 }
 
@@ -349,7 +350,7 @@ impl NativeBackend {
             .map(|(c, (_, device))| ContainersSetup {
                 device: device.path.clone(),
                 image_store: c.image_store.clone(),
-                sub_start: subordinate_start(&self.config.uids, uid.uid),
+                sub_start: subordinate_start(uid.uid),
             });
         let result = self
             .start_agent(
@@ -731,15 +732,26 @@ mod tests {
 
     #[test]
     fn subordinate_ids_of_boxes_do_not_meet_and_stay_below_2_to_the_32() {
-        let uids = 1_900_000_000..1_900_010_000;
-        let first = subordinate_start(&uids, uids.start);
-        let second = subordinate_start(&uids, uids.start + 1);
-        assert_eq!(first, 1 << 31);
-        assert!(second >= first + crate::spec::containers::SUBORDINATE_IDS);
-        let last = subordinate_start(&uids, uids.end - 1);
-        assert!(u64::from(last) + u64::from(crate::spec::containers::SUBORDINATE_IDS) < 1 << 32);
-        let wrapped = subordinate_start(&(0..40_000), 32_767 + 5);
-        assert_eq!(wrapped, subordinate_start(&(0..40_000), 5));
+        // Two servers' ranges on one host, side by side.
+        let blocks: Vec<u32> = (1_900_000_000..1_900_010_000)
+            .chain(1_900_010_000..1_900_020_000)
+            .map(subordinate_start)
+            .collect();
+        let mut sorted = blocks.clone();
+        sorted.sort_unstable();
+        for pair in sorted.windows(2) {
+            assert!(
+                pair[1] >= pair[0] + crate::spec::containers::SUBORDINATE_IDS,
+                "{pair:?}"
+            );
+        }
+        for start in blocks {
+            assert!(start >= 1 << 31);
+            assert!(
+                u64::from(start) + u64::from(crate::spec::containers::SUBORDINATE_IDS) < 1 << 32
+            );
+        }
+        assert_eq!(subordinate_start(32_767 + 5), subordinate_start(5));
     }
 
     #[test]

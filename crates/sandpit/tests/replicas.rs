@@ -320,6 +320,38 @@ async fn one_session_through_two_replicas_and_the_loss_of_one() {
     term_a.until_screen("via-b-42").await;
     drop((term_a, term_b));
 
+    // Saving the workspace into a project through B: the body names the session, B forwards
+    // to A, whose sandbox packs it.
+    let (status, project) = api
+        .call(
+            &b,
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"name": "from-a-session"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{project}");
+    let project = project["id"].as_str().unwrap().to_owned();
+    let (status, saved) = api
+        .call(
+            &b,
+            "POST",
+            &format!("/api/v1/projects/{project}/save"),
+            Some(json!({"session_id": session})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let (status, files) = api
+        .call(
+            &b,
+            "GET",
+            &format!("/api/v1/projects/{project}/files/project/hello.txt"),
+            None,
+        )
+        .await;
+    assert_eq!((status, files), (StatusCode::OK, json!("hello sandpit\n")));
+    assert_eq!(running(&b).await, 0, "B started a sandbox of its own");
+
     // A write through B is A's.
     assert!(
         api.write(&b, &session, "from-b.txt", "written through b\n")

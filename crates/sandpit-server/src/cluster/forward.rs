@@ -39,14 +39,34 @@ pub fn session_in_path(path: &str) -> Option<Uuid> {
     Uuid::parse_str(id).ok()
 }
 
+/// Routes whose JSON body names a session whose workspace they read: saving a project from a
+/// session, deploying an app from one.
+fn names_session_in_body(method: &http::Method, path: &str) -> bool {
+    if method != http::Method::POST {
+        return false;
+    }
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["", "api", "v1", "projects", id, "save"] | ["", "api", "v1", "apps", id, "deploy"]
+            if Uuid::parse_str(id).is_ok()
+    )
+}
+
 /// Middleware on the API, inside authentication and the rate limit: a request for a session
 /// held by another live replica is forwarded there. A session no live replica holds is
 /// claimed here first (except by the plain session resource, which needs no sandbox), so of
 /// two replicas racing for a suspended session one answers and the other forwards to it,
 /// with no request refused.
 pub async fn route_sessions(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(id) = session_in_path(req.uri().path()) else {
-        return next.run(req).await;
+    let id = match session_in_path(req.uri().path()) {
+        Some(id) => id,
+        None if names_session_in_body(req.method(), req.uri().path())
+            && !state.cluster.is_forwarded(req.headers()) =>
+        {
+            return route_by_body(state, req, next).await;
+        }
+        None => return next.run(req).await,
     };
     // Sent by a replica: answered here, never sent on (no loops). Running here: the fast path.
     if state.cluster.is_forwarded(req.headers()) || state.sessions.runs_here(id) {
@@ -69,6 +89,36 @@ pub async fn route_sessions(State(state): State<AppState>, req: Request, next: N
         // Mine; or the holder vanished between the claim's two statements (the handler's own
         // claim takes it); or not a live session (the handler says which: 404 or 409).
         Ok(_) | Err(StoreError::NotFound) => next.run(req).await,
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// A request whose body names the session: read (within the body limit), then forwarded to
+/// the session's holder when that is another replica, else handled here with the same bytes.
+async fn route_by_body(state: AppState, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = state.config.server.body_limit_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::PayloadTooLarge.into_response(),
+    };
+    let session = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("session_id")?
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        });
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let Some(id) = session else {
+        return next.run(req).await;
+    };
+    if state.sessions.runs_here(id) {
+        return next.run(req).await;
+    }
+    match state.cluster.holder_elsewhere(id).await {
+        Ok(Some(url)) => forward(&state, &url, req).await,
+        Ok(None) => next.run(req).await,
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
@@ -150,5 +200,32 @@ mod tests {
         ] {
             assert_eq!(session_in_path(&path), None, "{path}");
         }
+    }
+
+    #[test]
+    fn saving_and_deploying_from_a_session_name_it_in_the_body() {
+        let id = Uuid::new_v4();
+        let post = http::Method::POST;
+        assert!(names_session_in_body(
+            &post,
+            &format!("/api/v1/projects/{id}/save")
+        ));
+        assert!(names_session_in_body(
+            &post,
+            &format!("/api/v1/apps/{id}/deploy/")
+        ));
+        assert!(!names_session_in_body(
+            &http::Method::GET,
+            &format!("/api/v1/apps/{id}/deploy")
+        ));
+        assert!(!names_session_in_body(&post, "/api/v1/apps/x/deploy"));
+        assert!(!names_session_in_body(
+            &post,
+            &format!("/api/v1/apps/{id}/status")
+        ));
+        assert!(!names_session_in_body(
+            &post,
+            &format!("/api/v1/projects/{id}/save/more")
+        ));
     }
 }
