@@ -250,8 +250,9 @@ fn main() {
             client.read(&file(&a.base, &session)).await;
             client.read(&file(&b.base, &session)).await;
         }
-        let via_a = sample(n, || client.read(&file(&a.base, &session))).await;
-        let via_b = sample(n, || client.read(&file(&b.base, &session))).await;
+        let (url_a, url_b) = (file(&a.base, &session), file(&b.base, &session));
+        let via_a = sample(n, || client.read(&url_a)).await;
+        let via_b = sample(n, || client.read(&url_b)).await;
         println!("{}", row("read a 1 KiB file", &via_a, &via_b));
         let exec = |base: String| {
             let url = format!("{base}/api/v1/sessions/{session}/exec");
