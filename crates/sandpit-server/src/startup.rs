@@ -324,6 +324,7 @@ impl App {
         // Jobs still running after the grace period are stopped; their leases expire and they
         // run again (here after a restart, or on another server).
         workers.stop(grace).await;
+        self.state.cluster.begin_leaving();
         self.state.apps.shutdown().await;
         self.state.sessions.shutdown().await;
         // Only now: until its sandboxes are gone, no other replica may start its sessions'.

@@ -446,13 +446,22 @@ async fn one_session_through_two_replicas_and_the_loss_of_one() {
     term.until_screen("written through b").await;
     drop(term);
 
-    let ready: Value = reqwest::get(b.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["cluster"]["live_replicas"], 1, "{ready}");
+    // B's count of live replicas is refreshed at its heartbeats: A drops out of it.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ready: Value = reqwest::get(b.url("/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["cluster"]["live_replicas"] == 1 {
+            break;
+        }
+        assert_eq!(ready["cluster"]["live_replicas"], 2, "{ready}");
+        assert!(Instant::now() < deadline, "B still counts A: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Ending it through B leaves no sandbox on the workspace, and no workspace.
     let (status, body) = api

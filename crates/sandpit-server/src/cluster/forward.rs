@@ -73,7 +73,7 @@ pub async fn route_sessions(State(state): State<AppState>, req: Request, next: N
         return next.run(req).await;
     }
     match state.cluster.holder_elsewhere(id).await {
-        Ok(Some(url)) => return forward(&state, &url, req).await,
+        Ok(Some(url)) => return forward(&state, id, &url, req).await,
         Ok(None) => {}
         Err(e) => return ApiError::internal(e).into_response(),
     }
@@ -84,7 +84,7 @@ pub async fn route_sessions(State(state): State<AppState>, req: Request, next: N
     }
     match state.cluster.claim(id).await {
         Ok(Placement::Elsewhere { advertise_url, .. }) if !advertise_url.is_empty() => {
-            forward(&state, &advertise_url, req).await
+            forward(&state, id, &advertise_url, req).await
         }
         // Mine; or the holder vanished between the claim's two statements (the handler's own
         // claim takes it); or not a live session (the handler says which: 404 or 409).
@@ -117,13 +117,13 @@ async fn route_by_body(state: AppState, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     match state.cluster.holder_elsewhere(id).await {
-        Ok(Some(url)) => forward(&state, &url, req).await,
+        Ok(Some(url)) => forward(&state, id, &url, req).await,
         Ok(None) => next.run(req).await,
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
 
-async fn forward(state: &AppState, url: &str, mut req: Request) -> Response {
+async fn forward(state: &AppState, session: Uuid, url: &str, mut req: Request) -> Response {
     let cluster = &state.cluster;
     let unavailable = || ApiError::Unavailable {
         code: "replica_unavailable",
@@ -172,6 +172,7 @@ async fn forward(state: &AppState, url: &str, mut req: Request) -> Response {
         Ok(response) => response.map(axum::body::Body::new),
         Err(e) => {
             tracing::warn!(peer = url, error = %e, "forwarding a session request to its replica");
+            cluster.forget_holder(session);
             unavailable().into_response()
         }
     }

@@ -49,7 +49,16 @@ pub struct Cluster {
     live: AtomicU32,
     /// The last cluster event applied here.
     last_event: AtomicI64,
+    /// Recently looked-up holders of sessions held elsewhere, so a stream of requests for one
+    /// session costs one store query a heartbeat rather than one each (see [`HOLDER_TTL`]).
+    holders: DashMap<Uuid, (std::time::Instant, String)>,
+    /// Set when a graceful stop begins: no session is claimed from then on.
+    leaving: std::sync::atomic::AtomicBool,
 }
+
+/// How long a looked-up holder is trusted. A session moves only when its holder is gone or
+/// stops; a request forwarded to a holder that no longer answers drops the entry at once.
+const HOLDER_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ClusterReport {
@@ -78,6 +87,8 @@ impl Cluster {
             peers: DashMap::new(),
             live: AtomicU32::new(1),
             last_event: AtomicI64::new(0),
+            holders: DashMap::new(),
+            leaving: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -125,6 +136,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// At the start of a graceful stop: from now on this replica claims no session.
+    pub fn begin_leaving(&self) {
+        self.leaving.store(true, Ordering::SeqCst);
+    }
+
     /// At shutdown, after this replica's sandboxes are gone: its sessions are suspended at once.
     pub async fn leave(&self) {
         if let Err(e) = self.store.remove_replica(self.id).await {
@@ -134,12 +150,35 @@ impl Cluster {
 
     /// The advertised URL of another live replica holding `session_id`, if one does.
     pub async fn holder_elsewhere(&self, session_id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(self
+        if let Some(entry) = self.holders.get(&session_id)
+            && entry.0.elapsed() < HOLDER_TTL
+        {
+            return Ok(Some(entry.1.clone()));
+        }
+        let holder = self
             .store
             .session_holder(session_id, self.alive_after())
             .await?
             .filter(|(replica, _)| *replica != self.id)
-            .map(|(_, url)| url))
+            .map(|(_, url)| url);
+        match &holder {
+            Some(url) => {
+                if self.holders.len() > 100_000 {
+                    self.holders.retain(|_, (at, _)| at.elapsed() < HOLDER_TTL);
+                }
+                self.holders
+                    .insert(session_id, (std::time::Instant::now(), url.clone()));
+            }
+            None => {
+                self.holders.remove(&session_id);
+            }
+        }
+        Ok(holder)
+    }
+
+    /// Forgets a looked-up holder (it did not answer, or the session moved here).
+    pub fn forget_holder(&self, session_id: Uuid) {
+        self.holders.remove(&session_id);
     }
 
     /// Of `ids`, the sessions some live replica (this one included) holds.
@@ -149,6 +188,15 @@ impl Cluster {
 
     /// Claims a session's sandbox for this replica (see [`sandpit_store::ClusterStore::claim_session`]).
     pub async fn claim(&self, session_id: Uuid) -> Result<Placement, StoreError> {
+        self.forget_holder(session_id);
+        if self.leaving.load(Ordering::SeqCst) {
+            // Stopping: a sandbox started now would die at once. The session stays for the
+            // next replica (the caller is told to retry).
+            return Ok(Placement::Elsewhere {
+                replica_id: self.id,
+                advertise_url: String::new(),
+            });
+        }
         self.store
             .claim_session(session_id, self.id, Utc::now(), self.alive_after())
             .await
