@@ -244,6 +244,19 @@ fn add_shared_responses(path: &str, method: &str, operation: &mut Value) {
             "`rate_limited`: too many requests; `Retry-After` says when to retry",
         );
     }
+    // `cluster::forward`: the replica holding the session (by path, or by the session a save or
+    // deploy names) did not answer.
+    let by_body = method == "post"
+        && (path.ends_with("/save") && path.starts_with("/api/v1/projects/")
+            || path.ends_with("/deploy") && path.starts_with("/api/v1/apps/"));
+    if path.starts_with("/api/v1/sessions/{id}") || by_body {
+        add(
+            responses,
+            "503",
+            "`replica_unavailable`: the server replica running this session did not answer; \
+             `Retry-After` says when it is taken over",
+        );
+    }
 }
 
 /// The OpenAPI document of this API.
