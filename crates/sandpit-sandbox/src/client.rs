@@ -21,6 +21,7 @@ use crate::protocol::{
     read_frame,
 };
 use crate::spec::{ProcessSpec, WorkspacePath};
+use crate::transport::{AgentEndpoint, AgentKey, AgentState, HandshakeError, client_handshake};
 
 /// Stdin is sent in frames of at most this size.
 const STDIN_CHUNK: usize = 256 << 10;
@@ -37,8 +38,19 @@ struct Routes {
 
 struct Inner {
     out: mpsc::Sender<Vec<u8>>,
-    routes: Mutex<Routes>,
+    routes: Arc<Mutex<Routes>>,
     next: AtomicU32,
+    /// The reader and writer tasks: aborted when the last handle goes or on
+    /// [`AgentConnection::close`], which drops both halves of the stream and so closes it.
+    tasks: [tokio::task::AbortHandle; 2],
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// A live connection to one sandbox's agent.
@@ -55,9 +67,28 @@ pub enum ProcessEvent {
     Exited(ExitInfo),
 }
 
+/// Waits for the agent's first event: `Ready` (with its features) or why not.
+async fn ready<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    timeout: Duration,
+) -> Result<Vec<String>, SandboxError> {
+    let first = tokio::time::timeout(timeout, read_frame::<Event, _>(reader))
+        .await
+        .map_err(|_| SandboxError::Setup("the agent did not become ready in time".into()))?
+        .map_err(|e| SandboxError::Setup(format!("the agent stopped during set-up ({e})")))?;
+    match first.msg {
+        Event::Ready { features } => Ok(features),
+        Event::SetupFailed { error } => Err(SandboxError::Setup(error)),
+        other => Err(SandboxError::Setup(format!(
+            "unexpected first message {other:?}"
+        ))),
+    }
+}
+
 impl AgentConnection {
     /// Sends the set-up, waits for the agent to report ready (or why not), then starts the
-    /// connection's tasks. Returns the isolation features the agent reported.
+    /// connection's tasks. Returns the isolation features the agent reported. For a stream
+    /// that needs no authentication (the native backend's socketpair).
     pub async fn handshake<S>(
         stream: S,
         setup: &AgentSetup,
@@ -70,49 +101,109 @@ impl AgentConnection {
         writer
             .write_all(&encode(&Frame::new(setup.clone()))?)
             .await?;
-        let first = tokio::time::timeout(timeout, read_frame::<Event, _>(&mut reader))
+        let features = ready(&mut reader, timeout).await?;
+        Ok((Self::start(reader, writer), features))
+    }
+
+    /// Connects to an agent listening on TCP (see [`crate::transport`]): proves that this side
+    /// holds the box's key and checks that the agent does, then sends `setup` if the agent
+    /// awaits it (the box's first connection) or goes straight to serving (a later one, for
+    /// which `setup` must be `None`). `timeout` bounds the handshake and, separately, the
+    /// set-up. Returns the isolation features the agent reported.
+    pub async fn connect_tcp(
+        endpoint: &AgentEndpoint,
+        setup: Option<&AgentSetup>,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<String>), SandboxError> {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(endpoint.addr))
             .await
-            .map_err(|_| SandboxError::Setup("the agent did not become ready in time".into()))?
-            .map_err(|e| SandboxError::Setup(format!("the agent stopped during set-up ({e})")))?;
-        let features = match first.msg {
-            Event::Ready { features } => features,
-            Event::SetupFailed { error } => return Err(SandboxError::Setup(error)),
-            other => {
-                return Err(SandboxError::Setup(format!(
-                    "unexpected first message {other:?}"
-                )));
+            .map_err(|_| HandshakeError::Timeout(timeout))?
+            .map_err(|e| SandboxError::Io {
+                context: format!("connecting to the agent at {}", endpoint.addr),
+                source: e,
+            })?;
+        crate::transport::tune(&stream)?;
+        Self::authenticate(stream, &endpoint.key, setup, timeout).await
+    }
+
+    /// [`connect_tcp`](Self::connect_tcp) over a stream already connected to an agent's
+    /// listener (a port-forward, a proxy).
+    pub async fn authenticate<S>(
+        mut stream: S,
+        key: &AgentKey,
+        setup: Option<&AgentSetup>,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<String>), SandboxError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = client_handshake(&mut stream, key, timeout).await?;
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        match (state, setup) {
+            (AgentState::AwaitingSetup, Some(setup)) => {
+                writer
+                    .write_all(&encode(&Frame::new(setup.clone()))?)
+                    .await?;
             }
-        };
+            (AgentState::AwaitingSetup, None) => {
+                return Err(SandboxError::Setup(
+                    "the agent awaits its set-up, and none was given".into(),
+                ));
+            }
+            (AgentState::Serving, Some(_)) => {
+                return Err(SandboxError::Setup(
+                    "the agent was set up by an earlier connection".into(),
+                ));
+            }
+            (AgentState::Serving, None) => {}
+        }
+        let features = ready(&mut reader, timeout).await?;
+        Ok((Self::start(reader, writer), features))
+    }
+
+    fn start<R, W>(mut reader: R, mut writer: W) -> Self
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
-        let inner = Arc::new(Inner {
-            out,
-            routes: Mutex::new(Routes::default()),
-            next: AtomicU32::new(1),
-        });
-        tokio::spawn(async move {
+        let writer_task = tokio::spawn(async move {
             while let Some(bytes) = out_rx.recv().await {
                 if writer.write_all(&bytes).await.is_err() {
                     break;
                 }
             }
         });
-        let routes = inner.clone();
-        tokio::spawn(async move {
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let reader_routes = routes.clone();
+        let reader_task = tokio::spawn(async move {
             loop {
                 let frame = match read_frame::<Event, _>(&mut reader).await {
                     Ok(frame) => frame,
                     Err(_) => break,
                 };
-                route(&routes, frame);
+                route(&reader_routes, frame);
             }
-            // Every waiter learns the agent is gone: their channels close.
-            let mut r = lock(&routes.routes);
-            r.closed = true;
-            r.procs.clear();
-            r.spawns.clear();
-            r.requests.clear();
+            close_routes(&reader_routes);
         });
-        Ok((Self { inner }, features))
+        Self {
+            inner: Arc::new(Inner {
+                out,
+                routes,
+                next: AtomicU32::new(1),
+                tasks: [writer_task.abort_handle(), reader_task.abort_handle()],
+            }),
+        }
+    }
+
+    /// Closes the connection now, for every clone of it: waiters see
+    /// [`SandboxError::Lost`]. (Dropping the last clone closes it too.) Over TCP the box lives
+    /// on and takes a new connection; its processes are killed.
+    pub fn close(&self) {
+        for task in &self.inner.tasks {
+            task.abort();
+        }
+        close_routes(&self.inner.routes);
     }
 
     fn next_id(&self) -> u32 {
@@ -404,43 +495,52 @@ fn unexpected(reply: Reply) -> SandboxError {
     )))
 }
 
+/// Every waiter learns the agent is gone: their channels close.
+fn close_routes(routes: &Mutex<Routes>) {
+    let mut r = lock(routes);
+    r.closed = true;
+    r.procs.clear();
+    r.spawns.clear();
+    r.requests.clear();
+}
+
 fn lock(m: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
     // A panic while holding this lock cannot leave the maps inconsistent (single inserts and
     // removes), so a poisoned lock is still usable.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn route(inner: &Inner, frame: Frame<Event>) {
+fn route(routes: &Mutex<Routes>, frame: Frame<Event>) {
     match frame.msg {
         Event::Spawned { id, pid } => {
-            if let Some(tx) = lock(&inner.routes).spawns.remove(&id) {
+            if let Some(tx) = lock(routes).spawns.remove(&id) {
                 let _ = tx.send(Ok(pid));
             }
         }
         Event::SpawnFailed { id, error } => {
-            if let Some(tx) = lock(&inner.routes).spawns.remove(&id) {
+            if let Some(tx) = lock(routes).spawns.remove(&id) {
                 let _ = tx.send(Err(error));
             }
         }
         Event::Output { id, stream } => {
-            let tx = lock(&inner.routes).procs.get(&id).cloned();
+            let tx = lock(routes).procs.get(&id).cloned();
             if let Some(tx) = tx {
                 let _ = tx.send(ProcessEvent::Output(stream, frame.payload));
             }
         }
         Event::Exited { id, exit } => {
-            let tx = lock(&inner.routes).procs.remove(&id);
+            let tx = lock(routes).procs.remove(&id);
             if let Some(tx) = tx {
                 let _ = tx.send(ProcessEvent::Exited(exit));
             }
         }
         Event::Done { req, reply } => {
-            if let Some(tx) = lock(&inner.routes).requests.remove(&req) {
+            if let Some(tx) = lock(routes).requests.remove(&req) {
                 let _ = tx.send(Ok((reply, frame.payload)));
             }
         }
         Event::Failed { req, error } => {
-            if let Some(tx) = lock(&inner.routes).requests.remove(&req) {
+            if let Some(tx) = lock(routes).requests.remove(&req) {
                 let _ = tx.send(Err(error));
             }
         }

@@ -21,6 +21,9 @@ pub enum SandboxError {
     /// The agent connection closed: the sandbox is gone.
     #[error("the sandbox is gone")]
     Lost,
+    /// An agent reached over the network did not authenticate (or was not an agent).
+    #[error("connecting to the agent: {0}")]
+    Handshake(#[from] crate::transport::HandshakeError),
     #[error("agent protocol: {0}")]
     Protocol(#[from] ProtocolError),
     #[error("{context}: {source}")]

@@ -3,7 +3,8 @@
 //!
 //! - [`spec`]: what a sandbox and a process are asked to be (limits, root, stdio).
 //! - [`backend`]: the [`Backend`]/[`Sandbox`] seam every backend implements.
-//! - [`protocol`] and [`client`]: the agent protocol and the server's side of it.
+//! - [`protocol`] and [`client`]: the agent protocol and the server's side of it;
+//!   [`transport`]: the authenticated TCP handshake in front of it.
 //! - [`agent`]: the program inside every sandbox (`sandpit agent`).
 //! - [`native`]: the default backend (namespaces, cgroups, seccomp), built on [`cgroup`],
 //!   [`seccomp`] and [`host`].
@@ -22,14 +23,16 @@ pub mod pool;
 pub mod protocol;
 pub mod seccomp;
 pub mod spec;
+pub mod transport;
 
 pub use backend::{Backend, BackendReport, Sandbox, Usage};
 pub use client::{Output, Process, ProcessControl, ProcessEvent};
 pub use error::SandboxError;
-pub use native::{NativeBackend, NativeConfig};
+pub use native::{AgentTransport, NativeBackend, NativeConfig, NativeSandbox};
 pub use pool::{Lease, Pool};
 pub use protocol::{ExitInfo, LimitKind, OUTPUT_WINDOW, Stream};
 pub use spec::{
     ContainersSpec, NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits,
     SandboxSpec, StdioMode, Volume, VolumeTarget, WorkspacePath, WorkspaceSpec,
 };
+pub use transport::{AgentEndpoint, AgentKey};

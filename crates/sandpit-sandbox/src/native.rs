@@ -3,6 +3,7 @@
 //! namespaces, mounts and cgroups); without it [`NativeBackend::new`] says what is missing
 //! instead of running anything unsandboxed.
 
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -20,6 +21,7 @@ use crate::loopdev::{self, LoopDevice};
 use crate::protocol::{AgentSetup, ContainersSetup};
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, SandboxLimits, SandboxSpec, WorkspaceSpec};
+use crate::transport::{AgentEndpoint, AgentKey};
 
 /// A non-blocking TCP socket made in `netns`. A socket belongs to the namespace it was made in
 /// for good, so a short-lived thread enters the namespace, makes it and ends: no thread of the
@@ -96,6 +98,18 @@ fn subordinate_start(uids: &std::ops::Range<u32>, uid: u32) -> u32 {
     (1 << 31) + slot * block
 }
 
+/// How the server reaches the agent of a native box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentTransport {
+    /// A socketpair on the agent's stdin: the box lives as long as that one connection.
+    #[default]
+    Socketpair,
+    /// TCP on a port of `bind` (picked by the kernel), authenticated with a per-box key
+    /// ([`crate::transport`]). The box outlives its connections: see
+    /// [`NativeSandbox::agent_endpoint`].
+    Tcp { bind: IpAddr },
+}
+
 /// How the native backend starts agents and whom sandboxed code runs as.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
@@ -115,6 +129,7 @@ pub struct NativeConfig {
 
 pub struct NativeBackend {
     config: NativeConfig,
+    transport: AgentTransport,
     cgroups: Arc<CgroupManager>,
     uids: Arc<UidAllocator>,
     features: Vec<String>,
@@ -199,6 +214,15 @@ impl NativeBackend {
     /// Checks the host (privileges, cgroups, seccomp), then proves it works by creating one
     /// sandbox and running `/bin/true` in it. The error says exactly what is missing.
     pub async fn new(config: NativeConfig) -> Result<Self, SandboxError> {
+        Self::with_transport(config, AgentTransport::default()).await
+    }
+
+    /// [`new`](Self::new) with agents reached over `transport`. (Not a field of
+    /// [`NativeConfig`], so that the config's existing struct literals stay valid.)
+    pub async fn with_transport(
+        config: NativeConfig,
+        transport: AgentTransport,
+    ) -> Result<Self, SandboxError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(SandboxError::Unavailable(format!(
                 "the native backend must run as root (it creates namespaces, mounts and cgroups); \
@@ -225,6 +249,7 @@ impl NativeBackend {
         let mut backend = Self {
             uids: Arc::new(UidAllocator::new(config.uids.clone())),
             config,
+            transport,
             cgroups: Arc::new(cgroups),
             features: Vec::new(),
         };
@@ -263,6 +288,12 @@ impl NativeBackend {
         result.map_err(|e| SandboxError::Unavailable(format!("self-test: {e}")))?;
         backend.features = features;
         Ok(backend)
+    }
+
+    /// [`Backend::create`] returning the native type, for what only a native box has
+    /// ([`NativeSandbox::agent_endpoint`]).
+    pub async fn create_native(&self, spec: &SandboxSpec) -> Result<NativeSandbox, SandboxError> {
+        self.start(spec).await.map(|(sandbox, _)| sandbox)
     }
 
     async fn start(
@@ -368,8 +399,19 @@ impl NativeBackend {
             .map_err(|e| fail(&cgroup, io("socketpair", e)))?;
         ours.set_nonblocking(true)
             .map_err(|e| fail(&cgroup, io("socket", e)))?;
-        let child = tokio::process::Command::new(&self.config.agent_argv[0])
-            .args(&self.config.agent_argv[1..])
+        let listener = match self.transport {
+            AgentTransport::Socketpair => None,
+            AgentTransport::Tcp { bind } => Some(
+                std::net::TcpListener::bind((bind, 0))
+                    .map_err(|e| fail(&cgroup, io(&format!("binding a port on {bind}"), e)))?,
+            ),
+        };
+        let mut command = tokio::process::Command::new(&self.config.agent_argv[0]);
+        command.args(&self.config.agent_argv[1..]);
+        if listener.is_some() {
+            command.arg(crate::agent::LISTEN_INHERITED);
+        }
+        let child = command
             // The agent and everything it starts see none of the server's environment.
             .env_clear()
             .stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -394,20 +436,36 @@ impl NativeBackend {
             volumes: spec.volumes.clone(),
             containers,
         };
-        let stream =
-            tokio::net::UnixStream::from_std(ours).map_err(|e| fail(&cgroup, io("socket", e)))?;
-        let (conn, features) =
-            match AgentConnection::handshake(stream, &setup, self.config.ready_timeout).await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    let cg = cgroup.clone();
-                    let e = tokio::task::spawn_blocking(move || abandon(&cg, e))
-                        .await
-                        .unwrap_or_else(|join| SandboxError::Setup(join.to_string()));
-                    drop(child);
-                    return Err(e);
+        let connected = match listener {
+            None => match tokio::net::UnixStream::from_std(ours) {
+                Ok(stream) => AgentConnection::handshake(stream, &setup, self.config.ready_timeout)
+                    .await
+                    .map(|(conn, features)| (conn, features, None)),
+                Err(e) => Err(io("socket", e)),
+            },
+            Some(listener) => {
+                let timeout = self.config.ready_timeout;
+                async {
+                    let endpoint = hand_over(&ours, listener)?;
+                    drop(ours);
+                    let (conn, features) =
+                        AgentConnection::connect_tcp(&endpoint, Some(&setup), timeout).await?;
+                    Ok((conn, features, Some(endpoint)))
                 }
-            };
+                .await
+            }
+        };
+        let (conn, features, endpoint) = match connected {
+            Ok(ok) => ok,
+            Err(e) => {
+                let cg = cgroup.clone();
+                let e = tokio::task::spawn_blocking(move || abandon(&cg, e))
+                    .await
+                    .unwrap_or_else(|join| SandboxError::Setup(join.to_string()));
+                drop(child);
+                return Err(e);
+            }
+        };
         // PID 1 of the box (the agent's child) unshared the network namespace before it said
         // it was ready.
         let box_pid = child.id().and_then(|agent| box_pid(agent, &cgroup));
@@ -431,6 +489,7 @@ impl NativeBackend {
             NativeSandbox {
                 id,
                 conn,
+                endpoint,
                 netns,
                 box_pid,
                 cgroup,
@@ -446,6 +505,37 @@ impl NativeBackend {
     pub fn cleanup(&self) -> Result<(), SandboxError> {
         Ok(self.cgroups.cleanup()?)
     }
+}
+
+/// Gives the agent its listening socket and a fresh key over the socket on its stdin (the
+/// socket as `SCM_RIGHTS`, the key as the message): never through its environment or
+/// arguments, which other processes can read. The server keeps no copy of the listener.
+fn hand_over(
+    agent: &std::os::unix::net::UnixStream,
+    listener: std::net::TcpListener,
+) -> Result<AgentEndpoint, SandboxError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| io("the agent's listening address", e))?;
+    let key = AgentKey::generate();
+    let fds = [listener.as_raw_fd()];
+    // Tiny, into an empty socket buffer: it cannot block.
+    let sent = sendmsg::<()>(
+        agent.as_raw_fd(),
+        &[std::io::IoSlice::new(key.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| io("handing the listener to the agent", e.into()))?;
+    if sent != key.as_bytes().len() {
+        return Err(SandboxError::Setup(
+            "the agent's socket took part of the key".into(),
+        ));
+    }
+    Ok(AgentEndpoint { addr, key })
 }
 
 fn abandon(cgroup: &Cgroup, e: SandboxError) -> SandboxError {
@@ -502,6 +592,8 @@ impl Drop for NativeBackend {
 pub struct NativeSandbox {
     id: String,
     conn: AgentConnection,
+    /// Where the agent listens, with the TCP transport.
+    endpoint: Option<AgentEndpoint>,
     /// The sandbox's network namespace, where [`Sandbox::connect`] makes its sockets.
     netns: Arc<OwnedFd>,
     /// The host pid of the box's PID 1 (a process of its network namespace).
@@ -515,6 +607,14 @@ pub struct NativeSandbox {
 }
 
 impl NativeSandbox {
+    /// How the agent is reached over TCP (`None` with the socketpair): a later
+    /// [`AgentConnection::connect_tcp`] with no set-up reaches this box again once the
+    /// connection before it has ended. It serves one connection at a time; the processes of
+    /// a connection die when it ends, files stay.
+    pub fn agent_endpoint(&self) -> Option<&AgentEndpoint> {
+        self.endpoint.as_ref()
+    }
+
     fn teardown(&self) -> Result<(), SandboxError> {
         if self.destroyed.swap(true, Ordering::SeqCst) {
             return Ok(());

@@ -6,6 +6,13 @@
 //! JSON is a [`Request`], [`Event`] or the first [`AgentSetup`], and the payload carries bytes
 //! (process output, stdin, file contents) without JSON escaping. [`FrameDecoder`] is a pure
 //! state machine over bytes; the async read/write helpers are a thin driver on top.
+//!
+//! Over the socketpair a box has one connection for its whole life: the server's first frame
+//! is the [`AgentSetup`], the agent's first is [`Event::Ready`] (or [`Event::SetupFailed`]).
+//! Over TCP ([`crate::transport`]) the handshake comes first and a box may see many
+//! connections, one at a time: the [`AgentSetup`] is sent on the first only, when the
+//! handshake says the agent awaits it; on every later one the agent sends [`Event::Ready`] at
+//! once and no set-up is sent. Request and process ids belong to their connection.
 
 use std::path::PathBuf;
 
@@ -18,7 +25,8 @@ use crate::spec::{ProcessSpec, RootSpec, SandboxLimits, WorkspacePath};
 /// Largest frame either side accepts; larger ones are a protocol error.
 pub const MAX_FRAME: usize = 64 << 20;
 
-/// Sent once by the server as the first frame: how the agent builds the box.
+/// Sent once per box by the server, as the first frame of its first connection: how the agent
+/// builds the box.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentSetup {
     pub root: RootSpec,
@@ -157,7 +165,8 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// Setup finished; the box is ready for requests.
+    /// Setup finished; the box is ready for requests. Also the first frame of every later TCP
+    /// connection (the features as reported at set-up).
     Ready {
         features: Vec<String>,
     },

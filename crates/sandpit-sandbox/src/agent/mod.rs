@@ -5,26 +5,107 @@
 //! spawning processes, streaming their output, enforcing wall-time and output limits, file
 //! operations and resets — until the socket closes. The parent stays outside and only waits.
 //!
+//! With [`LISTEN_INHERITED`] the agent is driven over TCP instead (see [`crate::transport`]):
+//! the server passes a listening socket and the box's key over stdin and closes it; the agent
+//! takes the set-up from the first connection that proves it holds the key. PID 1 keeps the
+//! listener — made in the host's network namespace, it stays there when PID 1 unshares its
+//! own — so a box with nothing but loopback is still reachable from the host. A connection that
+//! ends does not end the box: its processes are killed, files stay, and the next authenticated
+//! connection is served (one at a time; a connection made meanwhile waits in the listen
+//! backlog). The key never enters an environment or an argument list, and no sandboxed process
+//! inherits the listener or a connection (all are close-on-exec).
+//!
 //! Namespaces, mounts and the cgroup are paid for once per sandbox; a spawn is a fork and exec
 //! from an already-isolated process.
 
 mod containers;
 mod files;
 pub mod idmap;
+mod listen;
 mod root;
 mod serve;
 mod sys;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
 use crate::protocol::{AgentSetup, Event, Frame, encode, read_frame_blocking};
 use crate::seccomp::SyscallFilter;
+use crate::transport::{AgentKey, AgentState};
+
+/// The agent's argument that says stdin carries a listening TCP socket and the box's key
+/// (the native backend's TCP transport) rather than the server's own connection.
+pub const LISTEN_INHERITED: &str = "--listen-inherited";
+
+/// How long the first TCP connection may take to send the set-up after its handshake.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How this agent talks to its server.
+pub(crate) enum Channel {
+    /// The server's socket on stdin, for the box's whole life.
+    Pipe(UnixStream),
+    /// A connection accepted on `listener`, which stays open for the connections after it.
+    Tcp {
+        stream: TcpStream,
+        listener: TcpListener,
+        key: AgentKey,
+    },
+}
+
+trait Duplex: Read + Write {}
+impl<T: Read + Write> Duplex for T {}
+
+impl Channel {
+    fn stream(&mut self) -> &mut dyn Duplex {
+        match self {
+            Self::Pipe(stream) => stream,
+            Self::Tcp { stream, .. } => stream,
+        }
+    }
+}
+
+/// Takes the listener and key from the server's socket and waits for the first connection
+/// that proves it holds the key.
+fn listen_first(sock: UnixStream) -> Result<Channel, String> {
+    let (key, listener) =
+        sys::receive_listener(&sock).map_err(|e| format!("receiving the listener: {e}"))?;
+    drop(sock);
+    let key = AgentKey::from_bytes(key);
+    // A runtime only for this wait, dropped before the fork, which needs a single-threaded
+    // process: a current-thread runtime that never ran blocking work has no other thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let accepted = runtime.block_on(async {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let stream = listen::accept(&listener, &key, AgentState::AwaitingSetup).await;
+        std::io::Result::Ok((listener.into_std()?, stream.into_std()?))
+    });
+    drop(runtime);
+    let (listener, stream) = accepted.map_err(|e| format!("accepting: {e}"))?;
+    let configured = (|| {
+        stream.set_nonblocking(false)?;
+        // The set-up follows the handshake at once; a connection that goes quiet instead must
+        // not hold the agent for good.
+        stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
+        crate::transport::tune(&stream)
+    })();
+    configured.map_err(|e| format!("the first connection: {e}"))?;
+    Ok(Channel::Tcp {
+        stream,
+        listener,
+        key,
+    })
+}
 
 /// When this program runs as a box's `newuidmap` or `newgidmap` (its name says so), what that
 /// does; `None` otherwise. Binaries that can be an agent call this first thing in `main`.
@@ -52,8 +133,19 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut stream = UnixStream::from(sock);
-    let setup: AgentSetup = match read_frame_blocking(&mut stream) {
+    let sock = UnixStream::from(sock);
+    let mut channel = if std::env::args().skip(1).any(|arg| arg == LISTEN_INHERITED) {
+        match listen_first(sock) {
+            Ok(channel) => channel,
+            Err(e) => {
+                eprintln!("sandpit agent: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Channel::Pipe(sock)
+    };
+    let setup: AgentSetup = match read_frame_blocking(&mut channel.stream()) {
         Ok(frame) => frame.msg,
         Err(e) => {
             eprintln!("sandpit agent: reading set-up: {e}");
@@ -63,22 +155,22 @@ pub fn main() -> ExitCode {
     match prepare(&setup) {
         Ok(oom) => match isolate(&setup) {
             Ok(sys::Forked::Parent(child)) => {
-                drop(stream);
+                drop(channel);
                 wait_for(child)
             }
-            Ok(sys::Forked::Child) => inside(setup, stream, oom),
-            Err(e) => fail(&mut stream, &format!("creating namespaces: {e}")),
+            Ok(sys::Forked::Child) => inside(setup, channel, oom),
+            Err(e) => fail(&mut channel, &format!("creating namespaces: {e}")),
         },
-        Err(e) => fail(&mut stream, &e),
+        Err(e) => fail(&mut channel, &e),
     }
 }
 
-fn fail(stream: &mut UnixStream, error: &str) -> ExitCode {
+fn fail(channel: &mut Channel, error: &str) -> ExitCode {
     let frame = Frame::new(Event::SetupFailed {
         error: error.to_owned(),
     });
     if let Ok(bytes) = encode(&frame) {
-        let _ = stream.write_all(&bytes);
+        let _ = channel.stream().write_all(&bytes);
     }
     ExitCode::FAILURE
 }
@@ -107,6 +199,13 @@ fn prepare(setup: &AgentSetup) -> Result<Option<std::fs::File>, String> {
 /// namespaces: were it in the box's IPC namespace it would keep that namespace, and its SysV
 /// shared memory (charged to the box), alive after a reset replaces it.
 fn isolate(_setup: &AgentSetup) -> std::io::Result<sys::Forked> {
+    // fork copies only the calling thread: any other would leave its locks held in the child.
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(std::io::Error::other(format!(
+            "{threads} threads before the fork, where there must be one"
+        )));
+    }
     nix::sched::unshare(CloneFlags::CLONE_NEWPID)?;
     match sys::fork()? {
         sys::Forked::Parent(child) => Ok(sys::Forked::Parent(child)),
@@ -136,12 +235,12 @@ fn wait_for(child: libc::pid_t) -> ExitCode {
 }
 
 /// PID 1 of the sandbox.
-fn inside(setup: AgentSetup, mut stream: UnixStream, oom: Option<std::fs::File>) -> ExitCode {
+fn inside(setup: AgentSetup, mut channel: Channel, oom: Option<std::fs::File>) -> ExitCode {
     // If the waiting parent is killed, so is the sandbox.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let filter = match build_inside(&setup) {
         Ok(filter) => filter,
-        Err(e) => return fail(&mut stream, &e),
+        Err(e) => return fail(&mut channel, &e),
     };
     let mut features = vec![
         "pid_namespace",
@@ -164,12 +263,13 @@ fn inside(setup: AgentSetup, mut stream: UnixStream, oom: Option<std::fs::File>)
     if setup.containers.is_some() {
         features.push("containers");
     }
+    let features: Vec<String> = features.into_iter().map(String::from).collect();
     let ready = Frame::new(Event::Ready {
-        features: features.into_iter().map(String::from).collect(),
+        features: features.clone(),
     });
     match encode(&ready) {
         Ok(bytes) => {
-            if stream.write_all(&bytes).is_err() {
+            if channel.stream().write_all(&bytes).is_err() {
                 return ExitCode::FAILURE;
             }
         }
@@ -193,12 +293,13 @@ fn inside(setup: AgentSetup, mut stream: UnixStream, oom: Option<std::fs::File>)
     let result = local.block_on(
         &runtime,
         serve::serve(
-            stream,
+            channel,
             serve::Context {
                 setup,
                 filter,
                 cap_last,
                 oom,
+                features,
             },
         ),
     );

@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Instant;
@@ -19,19 +18,22 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sys::{self, ChildSetup, Reaped};
-use super::{files, root};
+use super::{Channel, files, root};
 use crate::protocol::{
     AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, MAX_FRAME, OUTPUT_WINDOW,
     OutputWindow, ProtocolError, Reply, Request, Stream, encode, read_frame,
 };
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, StdioMode};
+use crate::transport::AgentState;
 
 pub struct Context {
     pub setup: AgentSetup,
     pub filter: Option<SyscallFilter>,
     pub cap_last: u32,
     pub oom: Option<File>,
+    /// What `Ready` reported, said again to every later TCP connection.
+    pub features: Vec<String>,
 }
 
 struct Proc {
@@ -87,19 +89,7 @@ type Out = mpsc::Sender<Vec<u8>>;
 
 const READ_CHUNK: usize = 32 << 10;
 
-pub async fn serve(stream: StdUnixStream, ctx: Context) -> Result<(), ProtocolError> {
-    stream.set_nonblocking(true)?;
-    let stream = tokio::net::UnixStream::from_std(stream)?;
-    let (mut reader, mut writer) = stream.into_split();
-    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
-    tokio::task::spawn_local(async move {
-        use tokio::io::AsyncWriteExt;
-        while let Some(bytes) = out_rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    });
+pub async fn serve(channel: Channel, ctx: Context) -> Result<(), ProtocolError> {
     let state: Shared = Rc::new(RefCell::new(State {
         ctx,
         procs: HashMap::new(),
@@ -128,18 +118,98 @@ pub async fn serve(stream: StdUnixStream, ctx: Context) -> Result<(), ProtocolEr
             }
         });
     }
-    loop {
+    match channel {
+        // The server is gone when this ends: PID 1 exits and the kernel kills everything in
+        // the box.
+        Channel::Pipe(stream) => {
+            stream.set_nonblocking(true)?;
+            let (reader, writer) = tokio::net::UnixStream::from_std(stream)?.into_split();
+            serve_connection(&state, reader, writer, None).await
+        }
+        Channel::Tcp {
+            stream,
+            listener,
+            key,
+        } => {
+            stream.set_read_timeout(None)?;
+            stream.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let mut stream = tokio::net::TcpStream::from_std(stream)?;
+            let mut greeting = None;
+            loop {
+                let (reader, writer) = stream.into_split();
+                if let Err(e) = serve_connection(&state, reader, writer, greeting).await {
+                    eprintln!("sandpit agent: the connection ended: {e}");
+                }
+                end_connection(&state);
+                stream = super::listen::accept(&listener, &key, AgentState::Serving).await;
+                if let Err(e) = crate::transport::tune(&stream) {
+                    eprintln!("sandpit agent: socket options: {e}");
+                }
+                let features = state.borrow().ctx.features.clone();
+                greeting = Some(Frame::new(Event::Ready { features }));
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes (`Ok`) or sends something that is not a frame.
+/// `greeting`: a first event to send (`Ready` to a later TCP connection).
+async fn serve_connection<R, W>(
+    state: &Shared,
+    mut reader: R,
+    mut writer: W,
+    greeting: Option<Frame<Event>>,
+) -> Result<(), ProtocolError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
+    let writer_task = tokio::task::spawn_local(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Some(bytes) = out_rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    if let Some(greeting) = greeting {
+        send(&out, greeting).await;
+    }
+    let result = loop {
         let frame = match read_frame::<Request, _>(&mut reader).await {
             Ok(frame) => frame,
-            // The server is gone: PID 1 exits and the kernel kills everything in the box.
-            Err(ProtocolError::Closed) => return Ok(()),
-            Err(ProtocolError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
-                return Ok(());
+            Err(ProtocolError::Closed) => break Ok(()),
+            Err(ProtocolError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break Ok(());
             }
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         };
-        handle(&state, &out, frame).await;
+        handle(state, &out, frame).await;
+    };
+    // The writer may be stuck on a peer that stopped reading; nothing more goes to it.
+    writer_task.abort();
+    result
+}
+
+/// After a TCP connection ends: every process in the box is killed (they belonged to it, and
+/// their output has nowhere to go), reaped and forgotten. Files stay.
+fn end_connection(state: &Shared) {
+    // kill(-1) from PID 1 reaches every other process in the namespace.
+    if let Err(e) = kill(Pid::from_raw(-1), Signal::SIGKILL)
+        && e != nix::errno::Errno::ESRCH
+    {
+        eprintln!("sandpit agent: killing the connection's processes: {e}");
     }
+    reap_all(state, true);
+    // Their watchers finish on their own; the next connection's ids start again at 1.
+    state.borrow_mut().procs.clear();
 }
 
 async fn send(out: &Out, frame: Frame<Event>) {
@@ -740,7 +810,17 @@ async fn watch(w: Watch) {
         sink.truncated,
         oom_after > oom_before,
     );
-    state.borrow_mut().procs.remove(&id);
+    {
+        // Only this process's entry: after a reconnection the id may be another's.
+        let mut st = state.borrow_mut();
+        if st
+            .procs
+            .get(&id)
+            .is_some_and(|p| Rc::ptr_eq(&p.credit, &credit))
+        {
+            st.procs.remove(&id);
+        }
+    }
     send(&out, Frame::new(Event::Exited { id, exit })).await;
 }
 

@@ -356,3 +356,57 @@ pub fn attach_idmapped(
         )
     } as libc::c_int)
 }
+
+/// Receives what the server hands an agent that is to listen on TCP, over the socket on its
+/// stdin: the box's key (the message's bytes) and the listening socket itself (`SCM_RIGHTS`,
+/// made close-on-exec as it arrives so no sandboxed process can inherit it).
+pub fn receive_listener(
+    sock: &std::os::unix::net::UnixStream,
+) -> io::Result<([u8; crate::transport::KEY_LEN], std::net::TcpListener)> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, getsockopt, recvmsg, sockopt};
+
+    let mut key = [0u8; crate::transport::KEY_LEN];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let (got, fds) = {
+        let mut iov = [io::IoSliceMut::new(&mut key)];
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = Vec::new();
+        for cmsg in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                // SAFETY: the kernel has just installed these descriptors in this process for
+                // this message; nothing else refers to them.
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        (msg.bytes, fds)
+    };
+    if got == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the server closed the socket before handing over the listener",
+        ));
+    }
+    // The descriptor rides on the first byte; the rest of the key may come after it.
+    (&*sock).read_exact(&mut key[got..])?;
+    let mut fds = fds.into_iter();
+    let (Some(fd), None) = (fds.next(), fds.next()) else {
+        return Err(io::Error::other(
+            "expected exactly one listening socket with the key",
+        ));
+    };
+    if !getsockopt(&fd, sockopt::AcceptConn)? {
+        return Err(io::Error::other("the socket handed over is not listening"));
+    }
+    Ok((key, std::net::TcpListener::from(fd)))
+}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandpit_sandbox::{
-    Backend, NativeBackend, NativeConfig, Sandbox, SandboxLimits, SandboxSpec, WorkspacePath,
+    AgentTransport, Backend, NativeBackend, NativeConfig, Sandbox, SandboxLimits, SandboxSpec,
+    WorkspacePath,
 };
 
 pub struct Host {
@@ -18,14 +19,24 @@ pub struct Host {
 impl Host {
     /// A backend handing out `uids`, whose plain sandboxes get `limits`.
     pub async fn with(uids: Range<u32>, limits: SandboxLimits) -> Self {
-        let backend = NativeBackend::new(NativeConfig {
+        Self::with_transport(uids, limits, AgentTransport::default()).await
+    }
+
+    /// [`Host::with`], the server reaching its agents over `transport`.
+    pub async fn with_transport(
+        uids: Range<u32>,
+        limits: SandboxLimits,
+        transport: AgentTransport,
+    ) -> Self {
+        let config = NativeConfig {
             agent_argv: vec![env!("CARGO_BIN_EXE_sandpit-agent").into(), "agent".into()],
             uids,
             seccomp: true,
             ready_timeout: Duration::from_secs(10),
-        })
-        .await
-        .unwrap();
+        };
+        let backend = NativeBackend::with_transport(config, transport)
+            .await
+            .unwrap();
         Self {
             backend: Arc::new(backend),
             limits,
