@@ -413,3 +413,44 @@ async fn a_warm_pod_evicted_while_idle_is_skipped_and_deleted() {
     sandbox.destroy().await.unwrap();
     backend.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_pod_evicted_before_it_runs_fails_the_create_with_the_reason() {
+    let fake = Fake::start().await;
+    fake.set_behaviour(Behaviour::EvictAtStart);
+    let backend = backend(&fake, 0).await;
+    let err = patiently("create", backend.create(&spec()))
+        .await
+        .err()
+        .unwrap();
+    let SandboxError::Setup(message) = &err else {
+        panic!("not a set-up error: {err:?}");
+    };
+    assert!(
+        message.contains("failed: Evicted: The node was low on resource: memory"),
+        "{message}"
+    );
+    assert!(fake.names("pods", NS).is_empty());
+    assert!(fake.names("secrets", NS).is_empty());
+    // The cluster recovers: the next pod runs.
+    fake.set_behaviour(Behaviour::Run);
+    let sandbox = patiently("create", backend.create(&spec())).await.unwrap();
+    assert_eq!(
+        text(&run(sandbox.as_ref(), &["/bin/echo", "ok"]).await.stdout),
+        "ok\n"
+    );
+    sandbox.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sandbox_dropped_without_destroy_still_loses_its_pod() {
+    let fake = Fake::start().await;
+    let backend = backend(&fake, 0).await;
+    let sandbox = patiently("create", backend.create(&spec())).await.unwrap();
+    drop(sandbox);
+    eventually("the pod and secret to go", || {
+        fake.names("pods", NS).is_empty() && fake.names("secrets", NS).is_empty()
+    })
+    .await;
+    assert_eq!(fake.running_agents(), 0);
+}

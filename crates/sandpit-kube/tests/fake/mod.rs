@@ -19,6 +19,7 @@
 //! `SANDPIT_AGENT_SECRET_FILE` yet.
 //!
 //! Faults: [`Behaviour::ImagePullBackOff`] (new pods stay Pending with that reason),
+//! [`Behaviour::EvictAtStart`] (new pods fail before they run),
 //! [`Fake::evict`] (the agent is killed and the pod goes Failed/Evicted), [`Fake::stop`]
 //! (every connection closed, the port refuses).
 
@@ -50,6 +51,8 @@ pub enum Behaviour {
     Run,
     /// Report `Pending` with the container waiting in `ImagePullBackOff`, for good.
     ImagePullBackOff,
+    /// Evict the pod before its container starts (`Failed`, reason `Evicted`).
+    EvictAtStart,
 }
 
 #[derive(Clone, Debug)]
@@ -63,8 +66,27 @@ struct Event {
 
 struct Agent {
     port: u16,
-    /// Killed on drop (the pod's container goes with the pod).
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
+}
+
+impl Drop for Agent {
+    /// The container goes with the pod, all of it, as a container runtime ends it. Killing
+    /// the agent alone is not enough: the box's PID 1 (its child, in a PID namespace of its
+    /// own) outlives it here, where the native backend would kill the box's cgroup.
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let Some(pid) = self.child.id() else {
+            return;
+        };
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            // PID 1 of a namespace takes every process of it along.
+            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+        }
+        let _ = self.child.start_kill();
+    }
 }
 
 #[derive(Default)]
@@ -400,6 +422,10 @@ async fn kubelet(st: St, ns: String, name: String, behaviour: Behaviour) {
         );
         return;
     }
+    if behaviour == Behaviour::EvictAtStart {
+        st.set_pod_status(&ns, &name, evicted());
+        return;
+    }
     let key = loop {
         let Some(pod) = st.get("pods", &ns, &name) else {
             return;
@@ -422,13 +448,10 @@ async fn kubelet(st: St, ns: String, name: String, behaviour: Behaviour) {
     if st.get("pods", &ns, &name).is_none() {
         return;
     }
-    st.agents.lock().unwrap().insert(
-        name.clone(),
-        Agent {
-            port,
-            _child: child,
-        },
-    );
+    st.agents
+        .lock()
+        .unwrap()
+        .insert(name.clone(), Agent { port, child });
     st.set_pod_status(
         &ns,
         &name,
@@ -448,6 +471,13 @@ async fn kubelet(st: St, ns: String, name: String, behaviour: Behaviour) {
             }],
         }),
     );
+}
+
+fn evicted() -> Value {
+    json!({
+        "phase": "Failed", "reason": "Evicted",
+        "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.",
+    })
 }
 
 /// The agent with a listener on 127.0.0.1 and `key`, handed over on its stdin as the native
@@ -575,14 +605,7 @@ impl Fake {
     /// The kubelet evicts the pod: its agent is killed, it goes Failed with reason Evicted.
     pub fn evict(&self, ns: &str, name: &str) {
         self.shared.agents.lock().unwrap().remove(name);
-        let changed = self.shared.set_pod_status(
-            ns,
-            name,
-            json!({
-                "phase": "Failed", "reason": "Evicted",
-                "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.",
-            }),
-        );
+        let changed = self.shared.set_pod_status(ns, name, evicted());
         assert!(changed, "no pod {name} to evict");
     }
 
