@@ -454,3 +454,35 @@ async fn a_sandbox_dropped_without_destroy_still_loses_its_pod() {
     .await;
     assert_eq!(fake.running_agents(), 0);
 }
+
+#[tokio::test]
+async fn concurrent_creates_get_pods_of_their_own() {
+    let fake = Fake::start().await;
+    let backend = backend(&fake, 1).await;
+    let spec = spec();
+    let (a, b, c) = patiently("three creates", async {
+        tokio::join!(
+            backend.create(&spec),
+            backend.create(&spec),
+            backend.create(&spec)
+        )
+    })
+    .await;
+    let sandboxes = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let ids: HashSet<&str> = sandboxes.iter().map(|s| s.id()).collect();
+    assert_eq!(ids.len(), 3);
+    for (i, sandbox) in sandboxes.iter().enumerate() {
+        let word = format!("box{i}");
+        let out = run(sandbox.as_ref(), &["/bin/echo", &word]).await;
+        assert_eq!(text(&out.stdout), format!("{word}\n"));
+    }
+    for sandbox in &sandboxes {
+        sandbox.destroy().await.unwrap();
+    }
+    backend.shutdown().await.unwrap();
+    assert!(
+        fake.names("pods", NS).is_empty(),
+        "{:?}",
+        fake.names("pods", NS)
+    );
+}
