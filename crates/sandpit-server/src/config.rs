@@ -30,6 +30,7 @@ const SECTIONS: &[&str] = &[
     "user_databases",
     "docker",
     "cluster",
+    "kubernetes",
     "llm",
 ];
 
@@ -56,6 +57,10 @@ pub struct Config {
     pub docker: crate::docker::config::DockerConfig,
     /// Replicas on one database: how this one is reached, heartbeats, shared workspaces.
     pub cluster: crate::cluster::ClusterConfig,
+    /// The Kubernetes sandbox backend's settings (namespace, image, agent_port, warm_pods …),
+    /// read by that backend (crates/sandpit-kube, `KubeConfig`, which checks every key) when
+    /// `sandbox.backend = "kubernetes"`; kept as a table so a build without it still starts.
+    pub kubernetes: std::collections::BTreeMap<String, serde_json::Value>,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
 }
@@ -213,6 +218,7 @@ impl Default for SessionsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxConfig {
     /// `native`: Linux namespaces, cgroups (v1 or v2) and seccomp on this host; needs root.
+    /// `kubernetes`: a pod per sandbox (`[kubernetes]`; a build with the `kubernetes` feature).
     pub backend: SandboxBackend,
     /// The agent program (and arguments) started in every sandbox. Empty: this binary's
     /// `agent` subcommand.
@@ -230,6 +236,8 @@ pub struct SandboxConfig {
 #[serde(rename_all = "lowercase")]
 pub enum SandboxBackend {
     Native,
+    /// One pod per sandbox ([kubernetes]); needs a build with the `kubernetes` feature.
+    Kubernetes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -386,6 +394,7 @@ impl Default for Config {
             user_databases: crate::databases::config::UserDatabasesConfig::default(),
             docker: crate::docker::config::DockerConfig::default(),
             cluster: crate::cluster::ClusterConfig::default(),
+            kubernetes: std::collections::BTreeMap::new(),
             llm: crate::llm::LlmConfig::default(),
         }
     }
@@ -905,6 +914,8 @@ level = "info"
 [sandbox]
 # native: Linux namespaces, cgroups (v1 or v2) and seccomp on this host; needs root. When it
 # cannot work here, start-up and /readyz say exactly why and runs are refused (never unsandboxed).
+# kubernetes: a pod per sandbox, set up in [kubernetes] (docs/kubernetes.md); needs a build with
+# `--features kubernetes`.
 backend = "native"
 # The agent started in every sandbox. Empty: this binary's `agent` subcommand.
 agent = []
@@ -1080,6 +1091,12 @@ dead_after_ms = 10000
 # Where session workspaces live. Empty: data_dir/workspaces. Replicas that take over each
 # other's sessions point this at storage they share.
 workspaces_dir = ""
+
+[kubernetes]
+# Read when sandbox.backend = "kubernetes" (keys and defaults: docs/kubernetes.md): namespace,
+# image, agent_port, runtime_class_name, warm_pods, workspace ("pvc" or "store"),
+# storage_class, workspace_size_mb, ready_timeout_ms, api_timeout_ms, api_url,
+# service_account, image_pull_policy.
 
 [sessions]
 # Live sessions one user may have at once (beyond: 409 session_limit).

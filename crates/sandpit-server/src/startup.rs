@@ -137,7 +137,25 @@ impl App {
         let llm = crate::llm::Llm::new(&config.llm, http.clone())
             .context("invalid [llm] configuration")?
             .with_metrics(metrics.llm_completions.clone());
-        let sandboxes = Arc::new(crate::sandbox::Sandboxes::start(&config.sandbox).await);
+        let cluster = Arc::new(crate::cluster::Cluster::new(
+            config.cluster.clone(),
+            store.clone(),
+            &secret,
+            bound,
+        ));
+        cluster.join().await.context("joining the cluster")?;
+        let sandboxes = Arc::new(
+            crate::sandbox::Sandboxes::start(
+                &config.sandbox,
+                crate::sandbox::KubeSettings {
+                    table: &config.kubernetes,
+                    instance_id: cluster.id().to_string(),
+                    live_owners: cluster.live_ids().await,
+                    warm_spec: crate::runs::service::sandbox_spec(&config.runs.default_limits),
+                },
+            )
+            .await,
+        );
         let runs = Arc::new(crate::runs::service::Runs::new(
             config.runs.clone(),
             sandboxes.clone(),
@@ -155,13 +173,6 @@ impl App {
             let (docker, sandboxes) = (docker.clone(), sandboxes.clone());
             tokio::spawn(async move { docker.check(&sandboxes).await });
         }
-        let cluster = Arc::new(crate::cluster::Cluster::new(
-            config.cluster.clone(),
-            store.clone(),
-            &secret,
-            bound,
-        ));
-        cluster.join().await.context("joining the cluster")?;
         let sessions = Arc::new(crate::sessions::Sessions::new(
             config.sessions.clone(),
             crate::sessions::SessionsDeps {

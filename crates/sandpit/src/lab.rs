@@ -60,7 +60,17 @@ pub async fn test(config: Config, dirs: &[PathBuf], built_in: bool) -> anyhow::R
         bail!("name lab folders to test (or --built-in)");
     }
     let (labs, mut failed) = load_all(dirs, built_in);
-    let sandboxes = sandpit_server::sandbox::Sandboxes::start(&config.sandbox).await;
+    let sandboxes = sandpit_server::sandbox::Sandboxes::start(
+        &config.sandbox,
+        sandpit_server::sandbox::KubeSettings {
+            table: &config.kubernetes,
+            // A process of its own: its pods are its own, and it leaves nobody else's.
+            instance_id: format!("lab-test-{}", std::process::id()),
+            live_owners: None,
+            warm_spec: sandpit_sandbox::SandboxSpec::new(sandpit_sandbox::SandboxLimits::default()),
+        },
+    )
+    .await;
     let backend = match sandboxes.backend() {
         Ok(b) => b.clone(),
         Err(why) => bail!("sandboxes cannot start here, so labs cannot be tested: {why}"),

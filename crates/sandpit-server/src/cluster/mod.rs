@@ -181,6 +181,17 @@ impl Cluster {
         self.holders.remove(&session_id);
     }
 
+    /// Ids of the live replicas (this one included), or `None` when the store cannot say.
+    pub async fn live_ids(&self) -> Option<std::collections::HashSet<String>> {
+        match self.store.live_replicas(self.alive_after()).await {
+            Ok(live) => Some(live.iter().map(|r| r.id.to_string()).collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing replicas");
+                None
+            }
+        }
+    }
+
     /// Of `ids`, the sessions some live replica (this one included) holds.
     pub async fn held(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
         self.store.held_sessions(ids, self.alive_after()).await

@@ -97,7 +97,14 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
             }
         }
     };
+    let checked = state.sandboxes.check().await;
     let sandbox = match state.sandboxes.report() {
+        Ok(report) if checked.is_err() => Component {
+            status: "error",
+            backend: Some(report.backend),
+            detail: checked.err(),
+            ..Component::default()
+        },
         Ok(report) => Component {
             status: "ok",
             backend: Some(report.backend),
@@ -115,7 +122,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         },
         Err(why) => Component {
             status: "error",
-            backend: Some("native"),
+            backend: Some(match state.config.sandbox.backend {
+                crate::config::SandboxBackend::Native => "native",
+                crate::config::SandboxBackend::Kubernetes => "kubernetes",
+            }),
             detail: Some(why.to_owned()),
             ..Component::default()
         },

@@ -50,7 +50,8 @@ pub struct Runs {
     max_concurrent: usize,
 }
 
-fn sandbox_spec(limits: &RunLimits) -> SandboxSpec {
+/// The box a run gets (also the shape of the Kubernetes backend's warm pods).
+pub(crate) fn sandbox_spec(limits: &RunLimits) -> SandboxSpec {
     SandboxSpec::new(SandboxLimits {
         memory_bytes: limits.memory_mb << 20,
         pids: limits.processes,
