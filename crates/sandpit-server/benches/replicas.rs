@@ -15,13 +15,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[expect(dead_code, reason = "shared by the benches")]
 mod common;
+#[path = "common/terminal.rs"]
+mod terminal;
 use common::{Samples, agent_argv, bench_config, env_or, load_average, logs_to_sink};
 
 struct Replica {
@@ -99,52 +98,8 @@ where
 
 /// Keystroke → echo round trips over a terminal reached through `base`.
 async fn echo(base: &str, token: &str, session: &str, n: usize) -> Samples {
-    let url = format!("{base}/api/v1/sessions/{session}/terminal").replacen("http", "ws", 1);
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
-        .await
-        .expect("terminal");
-    // Output is acknowledged as it comes; `seen` holds what arrived since the last key.
-    async fn wait_for(
-        ws: &mut tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        needle: &[u8],
-    ) {
-        let mut seen = Vec::new();
-        while !seen.windows(needle.len()).any(|w| w == needle) {
-            let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
-                .await
-                .expect("terminal output")
-                .expect("open")
-                .expect("message");
-            if let Message::Binary(bytes) = msg {
-                let ack = json!({"type": "ack", "bytes": bytes.len()}).to_string();
-                ws.send(Message::text(ack)).await.expect("ack");
-                seen.extend_from_slice(&bytes);
-            }
-        }
-    }
-    ws.send(Message::binary(b"echo re$((1+1))ady\r".to_vec()))
-        .await
-        .expect("send");
-    wait_for(&mut ws, b"re2ady").await;
-    let mut samples = Samples::new();
-    for i in 0..n {
-        let key = b'a' + (i % 26) as u8;
-        let t = Instant::now();
-        ws.send(Message::binary(vec![key])).await.expect("key");
-        wait_for(&mut ws, &[key]).await;
-        samples.push(t.elapsed());
-        if i % 40 == 39 {
-            ws.send(Message::binary(vec![0x15])).await.expect("clear");
-        }
-    }
-    samples
+    let mut ws = terminal::open(base, token, session).await;
+    terminal::keystroke_echo(&mut ws, n).await
 }
 
 /// File reads per second at concurrency 8 for `secs`; each worker reads its session's file
@@ -195,19 +150,9 @@ fn main() {
         let pg = sandpit_testkit::postgres_url().await;
         let a = replica(dir.path(), "a", &pg, 1_900_400_000, agent.clone()).await;
         let b = replica(dir.path(), "b", &pg, 1_900_400_500, agent).await;
-        let http = reqwest::Client::new();
-        let signed: Value = http
-            .post(format!("{}/api/v1/auth/signup", a.base))
-            .json(&json!({"username": "bench", "password": "bench password"}))
-            .send()
-            .await
-            .expect("signup")
-            .json()
-            .await
-            .expect("json");
         let client = Client {
-            http,
-            token: signed["token"].as_str().expect("token").to_owned(),
+            http: reqwest::Client::new(),
+            token: common::signup(&a.base).await,
         };
         // Sessions made through A are held by A; through B, by B.
         let mut on_a = Vec::new();

@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 mod common;
 use common::{
     Samples, agent_argv, bench_config, env_or, load_average, logs_to_sink, serve_signed_up,
 };
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+#[path = "common/terminal.rs"]
+mod terminal;
+use terminal::{Socket, read_until};
 
 /// This process's resident and peak resident memory, in MiB.
 fn memory_mib() -> (f64, f64) {
@@ -104,41 +104,7 @@ impl Api {
     }
 
     async fn terminal(&self, id: &str) -> Socket {
-        let url = format!("ws://{}/api/v1/sessions/{id}/terminal", self.addr);
-        let mut req = url.into_client_request().expect("request");
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().expect("header"),
-        );
-        // No Nagle on the client either, as a browser's WebSocket does.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
-            .await
-            .expect("terminal");
-        ws
-    }
-}
-
-/// Reads binary output (acknowledging it) until `needle` has been seen; returns the bytes read.
-async fn read_until(ws: &mut Socket, needle: &[u8]) -> usize {
-    let mut tail: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(300), ws.next())
-            .await
-            .expect("terminal output")
-            .expect("open")
-            .expect("message");
-        if let Message::Binary(bytes) = msg {
-            total += bytes.len();
-            let ack = json!({"type": "ack", "bytes": bytes.len()}).to_string();
-            ws.send(Message::text(ack)).await.expect("ack");
-            tail.extend_from_slice(&bytes);
-            if tail.windows(needle.len()).any(|w| w == needle) {
-                return total;
-            }
-            let keep = tail.len().saturating_sub(needle.len() + 64);
-            tail.drain(..keep);
-        }
+        terminal::open(&format!("http://{}", self.addr), &self.token, id).await
     }
 }
 
@@ -201,23 +167,7 @@ fn main() {
         // 2. Keystroke → echo over the WebSocket (bash's line editor echoes each key).
         let id = api.create().await;
         let mut ws = api.terminal(&id).await;
-        ws.send(Message::binary(b"echo re$((1+1))ady\r".to_vec()))
-            .await
-            .expect("send");
-        read_until(&mut ws, b"re2ady").await;
-        let mut echo = Samples::new();
-        for i in 0..echo_n {
-            let key = b'a' + (i % 26) as u8;
-            let t = Instant::now();
-            ws.send(Message::binary(vec![key])).await.expect("key");
-            read_until(&mut ws, &[key]).await;
-            echo.push(t.elapsed());
-            if i % 40 == 39 {
-                // Ctrl-U clears the line so it never wraps.
-                ws.send(Message::binary(vec![0x15])).await.expect("clear");
-            }
-        }
-        ws.send(Message::binary(vec![0x15])).await.expect("clear");
+        let echo = terminal::keystroke_echo(&mut ws, echo_n).await;
 
         // 3. Bulk output: `cat` of a large file, every byte acknowledged by the client.
         let made = api

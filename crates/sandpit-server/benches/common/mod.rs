@@ -111,8 +111,13 @@ pub async fn serve_signed_up(config: sandpit_server::Config) -> (std::net::Socke
     let app = sandpit_server::App::build(config).await.expect("server");
     let addr = app.addr();
     tokio::spawn(app.run_until(std::future::pending()));
+    (addr, signup(&format!("http://{addr}")).await)
+}
+
+/// Signs the user `bench` up on the server at `base`: their token.
+pub async fn signup(base: &str) -> String {
     let res: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/auth/signup"))
+        .post(format!("{base}/api/v1/auth/signup"))
         .json(&serde_json::json!({"username": "bench", "password": "bench password"}))
         .send()
         .await
@@ -120,5 +125,5 @@ pub async fn serve_signed_up(config: sandpit_server::Config) -> (std::net::Socke
         .json()
         .await
         .expect("json");
-    (addr, res["token"].as_str().expect("token").to_owned())
+    res["token"].as_str().expect("token").to_owned()
 }
