@@ -54,6 +54,8 @@ pub struct Cluster {
     holders: DashMap<Uuid, (std::time::Instant, String)>,
     /// Set when a graceful stop begins: no session is claimed from then on.
     leaving: std::sync::atomic::AtomicBool,
+    /// When the store last took this replica's heartbeat.
+    last_heartbeat: std::sync::Mutex<std::time::Instant>,
 }
 
 /// How long a looked-up holder is trusted. A session moves only when its holder is gone or
@@ -89,6 +91,7 @@ impl Cluster {
             last_event: AtomicI64::new(0),
             holders: DashMap::new(),
             leaving: std::sync::atomic::AtomicBool::new(false),
+            last_heartbeat: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -247,17 +250,44 @@ impl Cluster {
     /// One round: the heartbeat (or, when this replica was declared dead, giving up its
     /// sandboxes and joining again), forgetting replicas long gone, and applying new events.
     pub async fn tick(&self, state: &AppState) {
-        match self.store.heartbeat_replica(self.id, Utc::now()).await {
-            Ok(true) => {}
+        let beat = self.store.heartbeat_replica(self.id, Utc::now()).await;
+        let mut last_ok = *self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Silent for (nearly) dead-after, the others may take this replica's sessions over as
+        // soon as they can reach the store: its sandboxes go first, before they can. (Alone, a
+        // slow store is no reason to drop anything: there is nobody to take over.)
+        let fence = self.live_replicas() > 1
+            && last_ok.elapsed() + self.config.heartbeat() >= self.config.dead_after();
+        match beat {
+            Ok(true) => {
+                if fence && !state.sessions.is_empty() {
+                    tracing::warn!(replica.id = %self.id, silent_ms = last_ok.elapsed().as_millis() as u64, "this replica could not beat for too long; dropping its sandboxes");
+                    state.sessions.shutdown().await;
+                }
+                last_ok = std::time::Instant::now();
+            }
             Ok(false) => {
                 tracing::warn!(replica.id = %self.id, "this replica was declared gone; dropping its sandboxes and joining again");
                 state.sessions.shutdown().await;
-                if let Err(e) = self.join().await {
-                    tracing::warn!(error = %e, "joining the cluster again");
+                match self.join().await {
+                    Ok(()) => last_ok = std::time::Instant::now(),
+                    Err(e) => tracing::warn!(error = %e, "joining the cluster again"),
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cluster heartbeat"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster heartbeat");
+                if fence && !state.sessions.is_empty() {
+                    tracing::warn!(replica.id = %self.id, "the store is out of reach for too long; dropping this replica's sandboxes");
+                    state.sessions.shutdown().await;
+                }
+            }
         }
+        *self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = last_ok;
         // Rows of replicas silent for ten dead-after intervals go; until then `/readyz` and
         // the claims treat them as gone anyway.
         let long_gone = Utc::now() - self.config.dead_after() * 10;

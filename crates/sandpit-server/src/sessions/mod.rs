@@ -385,6 +385,11 @@ impl Sessions {
             .collect())
     }
 
+    /// Whether this replica holds no session's sandbox.
+    pub fn is_empty(&self) -> bool {
+        self.live_map().is_empty()
+    }
+
     /// Whether this replica runs (or is starting) the session's sandbox.
     pub fn runs_here(&self, id: Uuid) -> bool {
         let Some(live) = self.live_map().get(&id).cloned() else {
