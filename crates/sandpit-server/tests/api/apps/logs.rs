@@ -135,7 +135,11 @@ async fn logs_are_tailed_as_json_and_followed_as_events_that_resume() {
         tail_lines[0]["seq"].as_u64().unwrap(),
         tail_lines[1]["seq"].as_u64().unwrap(),
     );
-    assert!(b >= *seqs.last().unwrap() && a + 1 == b, "the newest: {}", tail.body);
+    assert!(
+        b >= *seqs.last().unwrap() && a + 1 == b,
+        "the newest: {}",
+        tail.body
+    );
 
     // Followed: the backlog first, then lines as they are written.
     let mut follow = Follow::open(&app, &ada, &id, None).await;
