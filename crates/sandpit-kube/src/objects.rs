@@ -39,7 +39,8 @@ pub const SANDBOX_UID: i64 = 10001;
 pub const SECRET_KEY: &str = "key";
 /// Where the agent Secret is mounted, and the variable naming its file.
 pub const SECRET_DIR: &str = "/run/secrets/sandpit-agent";
-pub const SECRET_FILE_ENV: &str = "SANDPIT_AGENT_SECRET_FILE";
+/// The agent reads its key from the file this names (its pod mode).
+pub const SECRET_FILE_ENV: &str = sandpit_sandbox::agent::SECRET_FILE_ENV;
 pub const CONTAINER: &str = "sandbox";
 
 /// Requests are this fraction of the limits: the scheduler packs sandboxes by what they

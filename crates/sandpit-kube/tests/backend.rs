@@ -50,8 +50,10 @@ async fn a_sandbox_is_a_pod_whose_agent_runs_processes_and_keeps_files() {
     assert_eq!(report.backend, "kubernetes");
     assert!(report.details.contains(&("namespace".into(), NS.into())));
     assert!(
-        report.features.iter().any(|f| f == "pid_namespace"),
-        "the agent's features are reported: {:?}",
+        ["pod", "seccomp", "unprivileged_uid"]
+            .iter()
+            .all(|want| report.features.iter().any(|f| f == want)),
+        "the agent's features (pod mode) are reported: {:?}",
         report.features
     );
     sandbox.destroy().await.unwrap();

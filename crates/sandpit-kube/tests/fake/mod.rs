@@ -13,10 +13,13 @@
 //! backend deletes it.
 //!
 //! The seam to the real agent: all fake pods share the IP 127.0.0.1, so each pod's agent gets
-//! its own port, which [`Fake::agent_addr`] tells the backend. The agent is started the way
-//! the native backend's TCP transport starts it (`--listen-inherited`: the listener and the key
-//! handed over on stdin), since the agent has no `--listen ADDR` mode reading
-//! `SANDPIT_AGENT_SECRET_FILE` yet.
+//! its own port, which [`Fake::agent_addr`] tells the backend. Otherwise the agent starts as
+//! the pod spec says: the container's arguments (`agent --listen …`, the address's port
+//! swapped for the pod's own on 127.0.0.1), its `SANDPIT_AGENT_SECRET_FILE` naming a file
+//! that holds the Secret's key bytes, its user (uid/gid 10001, no groups, no capabilities,
+//! `no_new_privs`), and a mount namespace of its own with per-pod directories bound on
+//! `/workspace`, `/tmp` and `/dev/shm` (the pod's volumes). The agent runs in pod mode, as in
+//! a cluster. (Needs root, like the sandbox suites.)
 //!
 //! Faults: [`Behaviour::ImagePullBackOff`] (new pods stay Pending with that reason),
 //! [`Behaviour::EvictAtStart`] (new pods fail before they run),
@@ -28,7 +31,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,25 +69,48 @@ struct Event {
 struct Agent {
     port: u16,
     child: tokio::process::Child,
+    /// The pod's volumes and key file; removed after its processes.
+    _dirs: tempfile::TempDir,
 }
 
 impl Drop for Agent {
     /// The container goes with the pod, all of it, as a container runtime ends it. Killing
-    /// the agent alone is not enough: the box's PID 1 (its child, in a PID namespace of its
-    /// own) outlives it here, where the native backend would kill the box's cgroup.
+    /// the agent alone is not enough: the processes it started (no PID namespace here) would
+    /// outlive it.
     fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        let Some(pid) = self.child.id() else {
-            return;
-        };
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            // PID 1 of a namespace takes every process of it along.
-            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+        if let Some(pid) = self.child.id() {
+            kill_tree(pid as i32);
         }
         let _ = self.child.start_kill();
+    }
+}
+
+/// SIGKILLs every process below `root`, found through /proc (the agent is a child subreaper,
+/// so its processes' orphans are below it too).
+fn kill_tree(root: i32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let procs: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        for &(pid, _) in procs.iter().filter(|(_, ppid)| *ppid == parent) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            queue.push(pid);
+        }
     }
 }
 
@@ -398,8 +423,9 @@ async fn delete_one(
     axum::Json(gone).into_response()
 }
 
-/// Makes a new pod run: waits for its Secret volume (as a kubelet does), starts the agent on
-/// a port of 127.0.0.1 with that key, and reports the pod Running and Ready.
+/// Makes a new pod run: waits for its Secret volume (as a kubelet does), starts its container
+/// ([`start_agent`]), waits for the readiness probe (the agent's port accepts) and reports the
+/// pod Running and Ready; a container that exits first leaves the pod Failed.
 async fn kubelet(st: St, ns: String, name: String, behaviour: Behaviour) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     if behaviour == Behaviour::ImagePullBackOff {
@@ -443,15 +469,32 @@ async fn kubelet(st: St, ns: String, name: String, behaviour: Behaviour) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let (child, port) = start_agent(&st.agent_bin, &key);
+    let Some(pod) = st.get("pods", &ns, &name) else {
+        return;
+    };
+    let mut agent = start_agent(&st.agent_bin, &pod, &key);
+    // The readiness probe: Ready once the agent accepts connections (it binds the port itself).
+    loop {
+        if let Ok(Some(exit)) = agent.child.try_wait() {
+            st.set_pod_status(&ns, &name, exited(exit));
+            return;
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", agent.port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if st.get("pods", &ns, &name).is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The pod may have been deleted meanwhile: then the agent goes at once.
     if st.get("pods", &ns, &name).is_none() {
         return;
     }
-    st.agents
-        .lock()
-        .unwrap()
-        .insert(name.clone(), Agent { port, child });
+    st.agents.lock().unwrap().insert(name.clone(), agent);
     st.set_pod_status(
         &ns,
         &name,
@@ -473,6 +516,18 @@ async fn kubelet(st: St, ns: String, name: String, behaviour: Behaviour) {
     );
 }
 
+/// The pod after its container exited on its own (`restartPolicy: Never`).
+fn exited(exit: std::process::ExitStatus) -> Value {
+    json!({
+        "phase": "Failed",
+        "containerStatuses": [{
+            "name": "sandbox", "ready": false, "restartCount": 0, "image": "sandpit",
+            "imageID": "",
+            "state": {"terminated": {"exitCode": exit.code().unwrap_or(137), "reason": "Error"}},
+        }],
+    })
+}
+
 fn evicted() -> Value {
     json!({
         "phase": "Failed", "reason": "Evicted",
@@ -480,32 +535,108 @@ fn evicted() -> Value {
     })
 }
 
-/// The agent with a listener on 127.0.0.1 and `key`, handed over on its stdin as the native
-/// backend's TCP transport does.
-fn start_agent(bin: &std::path::Path, key: &[u8]) -> (tokio::process::Child, u16) {
-    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let child = tokio::process::Command::new(bin)
-        .args(["agent", "--listen-inherited"])
+/// The pod's user, as its security context says.
+const POD_UID: u32 = 10001;
+
+/// Runs the pod's container: its command and environment (the key file holding `key`), as its
+/// user, in a mount namespace of its own with a directory per volume. The one change: the
+/// agent listens on a port of 127.0.0.1 of its own, since all fake pods share that address.
+fn start_agent(bin: &std::path::Path, pod: &Value, key: &[u8]) -> Agent {
+    use std::os::unix::fs::PermissionsExt;
+    let container = &pod["spec"]["containers"][0];
+    let ctx = &pod["spec"]["securityContext"];
+    assert_eq!(ctx["runAsUser"], json!(POD_UID), "the pod's user");
+    assert_eq!(ctx["runAsGroup"], json!(POD_UID), "the pod's group");
+    let mut args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let at = args.iter().position(|a| a == "--listen").unwrap() + 1;
+    assert!(args[at].starts_with("0.0.0.0:"), "{args:?}");
+    args[at] = format!("127.0.0.1:{port}");
+
+    // Not under /tmp, which the pod's own /tmp covers.
+    let dirs = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let own = |path: &std::path::Path| {
+        std::os::unix::fs::chown(path, Some(POD_UID), Some(POD_UID)).unwrap();
+    };
+    mode(dirs.path(), 0o755);
+    let mut binds = Vec::new();
+    for mount in container["volumeMounts"].as_array().unwrap() {
+        let target = mount["mountPath"].as_str().unwrap();
+        if mount["readOnly"] == json!(true) {
+            continue; // the Secret: its one file is laid out below
+        }
+        let dir = dirs.path().join(mount["name"].as_str().unwrap());
+        std::fs::create_dir(&dir).unwrap();
+        own(&dir);
+        mode(
+            &dir,
+            if target == "/workspace" {
+                0o755
+            } else {
+                0o1777
+            },
+        );
+        // A pod's image has the mount point.
+        std::fs::create_dir_all(target).unwrap();
+        binds.push((dir, target.to_owned()));
+    }
+    let env = &container["env"][0];
+    assert_eq!(env["name"], json!(sandpit_sandbox::agent::SECRET_FILE_ENV));
+    let key_file = dirs.path().join("key");
+    std::fs::write(&key_file, key).unwrap();
+    own(&key_file);
+    mode(&key_file, 0o400);
+
+    let mut script = String::new();
+    let mut argv: Vec<String> = Vec::new();
+    for (i, (dir, target)) in binds.iter().enumerate() {
+        script.push_str(&format!("mount --bind \"${}\" {target} && ", i + 1));
+        argv.push(dir.display().to_string());
+    }
+    script.push_str(&format!("shift {} && exec \"$@\"", binds.len()));
+    let child = tokio::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(script)
+        .arg("sh")
+        .args(argv)
+        .args([
+            "setpriv",
+            "--reuid=10001",
+            "--regid=10001",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+        ])
+        .arg(bin)
+        .args(args)
         .env_clear()
-        .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        // The pod's variable names the key file; here it is laid out elsewhere.
+        .env(env["name"].as_str().unwrap(), &key_file)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let fds = [listener.as_raw_fd()];
-    sendmsg::<()>(
-        ours.as_raw_fd(),
-        &[std::io::IoSlice::new(key)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .unwrap();
-    (child, port)
+    Agent {
+        port,
+        child,
+        _dirs: dirs,
+    }
 }
 
 impl Fake {

@@ -15,6 +15,11 @@
 //! backlog). The key never enters an environment or an argument list, and no sandboxed process
 //! inherits the listener or a connection (all are close-on-exec).
 //!
+//! With [`LISTEN`] (`--listen ADDR`) the agent is a Kubernetes pod's process instead
+//! ([`pod`], "pod mode"): the container is the box, so it binds the address itself, takes the
+//! key from the file [`SECRET_FILE_ENV`] names, skips the cgroup, namespaces, fork and root,
+//! and serves the same TCP transport.
+//!
 //! Namespaces, mounts and the cgroup are paid for once per sandbox; a spawn is a fork and exec
 //! from an already-isolated process.
 
@@ -22,6 +27,7 @@ mod containers;
 mod files;
 pub mod idmap;
 mod listen;
+mod pod;
 mod root;
 mod serve;
 mod sys;
@@ -39,6 +45,8 @@ use nix::sched::CloneFlags;
 use crate::protocol::{AgentSetup, Event, Frame, encode, read_frame_blocking};
 use crate::seccomp::SyscallFilter;
 use crate::transport::{AgentKey, AgentState};
+
+pub use pod::{LISTEN, SECRET_FILE_ENV};
 
 /// The agent's argument that says stdin carries a listening TCP socket and the box's key
 /// (the native backend's TCP transport) rather than the server's own connection.
@@ -120,11 +128,21 @@ pub fn as_idmap_helper() -> Option<ExitCode> {
     Some(idmap::helper_main(kind, &args.collect::<Vec<_>>()))
 }
 
-/// Entry point of `sandpit agent`: the socket is on stdin.
+/// Entry point of `sandpit agent`: the socket is on stdin, or with [`LISTEN`] the agent is a
+/// pod's process ([`pod`]).
 pub fn main() -> ExitCode {
     if let Err(e) = sys::close_inherited_fds() {
         eprintln!("sandpit agent: closing inherited descriptors: {e}");
         return ExitCode::FAILURE;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match pod::listen_addr(&args) {
+        Ok(Some(addr)) => return pod::main(&addr),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("sandpit agent: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let sock = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
@@ -134,7 +152,7 @@ pub fn main() -> ExitCode {
         }
     };
     let sock = UnixStream::from(sock);
-    let mut channel = if std::env::args().skip(1).any(|arg| arg == LISTEN_INHERITED) {
+    let mut channel = if args.iter().any(|arg| arg == LISTEN_INHERITED) {
         match listen_first(sock) {
             Ok(channel) => channel,
             Err(e) => {
@@ -275,10 +293,7 @@ fn inside(setup: AgentSetup, mut channel: Channel, oom: Option<std::fs::File>) -
         }
         Err(_) => return ExitCode::FAILURE,
     }
-    let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63);
+    let cap_last = cap_last();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -300,6 +315,7 @@ fn inside(setup: AgentSetup, mut channel: Channel, oom: Option<std::fs::File>) -
                 cap_last,
                 oom,
                 features,
+                mode: serve::Mode::Box,
             },
         ),
     );
@@ -310,6 +326,14 @@ fn inside(setup: AgentSetup, mut channel: Channel, oom: Option<std::fs::File>) -
             ExitCode::FAILURE
         }
     }
+}
+
+/// The highest capability number this kernel knows (every one up to it is dropped).
+fn cap_last() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
 }
 
 fn build_inside(setup: &AgentSetup) -> Result<Option<SyscallFilter>, String> {

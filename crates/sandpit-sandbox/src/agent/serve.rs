@@ -34,6 +34,29 @@ pub struct Context {
     pub oom: Option<File>,
     /// What `Ready` reported, said again to every later TCP connection.
     pub features: Vec<String>,
+    pub mode: Mode,
+}
+
+/// Where the agent serves from, which decides how it ends processes and resets the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// PID 1 of a box the agent built: `kill(-1)` reaches exactly the box's processes, and the
+    /// scratch mounts are the agent's to replace.
+    Box,
+    /// The agent is a pod's process ([`super::pod`]): it kills the process trees it started
+    /// and empties the scratch directories. `change_identity`: the agent runs as root and
+    /// drops to the set-up's uid for every spawn and file request; otherwise everything runs
+    /// as the agent's own uid.
+    Pod { change_identity: bool },
+}
+
+impl Mode {
+    fn change_identity(self) -> bool {
+        match self {
+            Self::Box => true,
+            Self::Pod { change_identity } => change_identity,
+        }
+    }
 }
 
 struct Proc {
@@ -201,13 +224,9 @@ where
 /// After a TCP connection ends: every process in the box is killed (they belonged to it, and
 /// their output has nowhere to go), reaped and forgotten. Files stay.
 fn end_connection(state: &Shared) {
-    // kill(-1) from PID 1 reaches every other process in the namespace.
-    if let Err(e) = kill(Pid::from_raw(-1), Signal::SIGKILL)
-        && e != nix::errno::Errno::ESRCH
-    {
+    if let Err(e) = kill_everything(state) {
         eprintln!("sandpit agent: killing the connection's processes: {e}");
     }
-    reap_all(state, true);
     // Their watchers finish on their own; the next connection's ids start again at 1.
     state.borrow_mut().procs.clear();
 }
@@ -387,10 +406,18 @@ async fn reply(out: &Out, req: u32, result: Result<(Reply, Vec<u8>), FileError>)
 
 /// Runs a file operation with the sandbox user's file-system rights.
 fn as_user<T>(state: &Shared, op: impl FnOnce() -> Result<T, FileError>) -> Result<T, FileError> {
-    let (uid, gid) = {
+    let (uid, gid, change) = {
         let st = state.borrow();
-        (st.ctx.setup.uid, st.ctx.setup.gid)
+        (
+            st.ctx.setup.uid,
+            st.ctx.setup.gid,
+            st.ctx.mode.change_identity(),
+        )
     };
+    // An unprivileged agent already has the user's rights (its uid is the set-up's).
+    if !change {
+        return op();
+    }
     sys::set_fs_identity(uid, gid);
     let result = op();
     sys::set_fs_identity(0, 0);
@@ -398,17 +425,32 @@ fn as_user<T>(state: &Shared, op: impl FnOnce() -> Result<T, FileError>) -> Resu
 }
 
 /// Kills every process in the box, reaps them, and replaces the writable mounts and the IPC
-/// namespace with fresh ones.
+/// namespace with fresh ones (in a pod: empties the scratch directories).
 fn reset(state: &Shared) -> io::Result<()> {
-    // kill(-1) from PID 1 reaches every other process in the namespace.
-    match kill(Pid::from_raw(-1), Signal::SIGKILL) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(e) => return Err(e.into()),
+    kill_everything(state)?;
+    let st = state.borrow();
+    match st.ctx.mode {
+        Mode::Box => {
+            root::reset_scratch(&st.ctx.setup)?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)?;
+        }
+        Mode::Pod { .. } => super::pod::empty_scratch()?,
+    }
+    Ok(())
+}
+
+/// Kills every process the agent started, and theirs, and reaps them all.
+fn kill_everything(state: &Shared) -> io::Result<()> {
+    let mode = state.borrow().ctx.mode;
+    match mode {
+        // kill(-1) from PID 1 reaches every other process in the namespace.
+        Mode::Box => match kill(Pid::from_raw(-1), Signal::SIGKILL) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(e.into()),
+        },
+        Mode::Pod { .. } => super::pod::kill_descendants(|| reap_all(state, false))?,
     }
     reap_all(state, true);
-    let st = state.borrow();
-    root::reset_scratch(&st.ctx.setup)?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)?;
     Ok(())
 }
 
@@ -494,13 +536,14 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
             pty_master = Some(pty.master);
         }
     }
-    let (setup, filter, cap_last, oom_before) = {
+    let (setup, filter, cap_last, oom_before, change_identity) = {
         let st = state.borrow();
         (
             (st.ctx.setup.uid, st.ctx.setup.gid),
             st.ctx.filter.clone(),
             st.ctx.cap_last,
             oom_kills(st.ctx.oom.as_ref()),
+            st.ctx.mode.change_identity(),
         )
     };
     let limits = spec.limits;
@@ -516,6 +559,7 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
             open_files: limits.open_files,
             cap_last,
             filter,
+            change_identity,
         },
     )
     .map_err(|e| format!("cannot start {}: {e}", spec.argv[0]))?;

@@ -35,6 +35,17 @@ pub fn close_inherited_fds() -> io::Result<()> {
     check(unsafe { libc::close_range(3, libc::c_uint::MAX, 0) })
 }
 
+/// Takes `name` out of the environment and returns its value, so no process the agent starts
+/// later can inherit it (spawns clear the environment too; this keeps it out of the agent's
+/// own). Called first thing, while the agent has no other thread that could read the
+/// environment meanwhile.
+pub fn take_env(name: &str) -> Option<std::ffi::OsString> {
+    let value = std::env::var_os(name);
+    // SAFETY: the agent is single-threaded here: nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(name) };
+    value
+}
+
 /// A reaped child: pid, wait status and resource usage.
 pub struct Reaped {
     pub pid: libc::pid_t,
@@ -83,6 +94,9 @@ pub struct ChildSetup {
     pub open_files: u64,
     pub cap_last: u32,
     pub filter: Option<SyscallFilter>,
+    /// Whether to take on `uid`/`gid`: only an agent running as root can (and must); an
+    /// unprivileged agent in pod mode spawns as itself.
+    pub change_identity: bool,
 }
 
 /// Spawns `cmd` with the sandbox child set-up: new session, limits, every capability dropped,
@@ -136,10 +150,12 @@ pub fn spawn_sandboxed(cmd: &mut Command, setup: ChildSetup) -> io::Result<Child
             // SAFETY: prctl with integer arguments.
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         }
-        check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
-        check(unsafe { libc::setresgid(setup.gid, setup.gid, setup.gid) })?;
-        // Leaving uid 0 clears the permitted, effective and ambient capability sets.
-        check(unsafe { libc::setresuid(setup.uid, setup.uid, setup.uid) })?;
+        if setup.change_identity {
+            check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+            check(unsafe { libc::setresgid(setup.gid, setup.gid, setup.gid) })?;
+            // Leaving uid 0 clears the permitted, effective and ambient capability sets.
+            check(unsafe { libc::setresuid(setup.uid, setup.uid, setup.uid) })?;
+        }
         match &setup.filter {
             Some(filter) => filter.install()?,
             None => check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?,
