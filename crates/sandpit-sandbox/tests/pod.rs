@@ -6,6 +6,8 @@
 //! `SANDPIT_AGENT_SECRET_FILE`. The test then drives it as the Kubernetes backend does: over
 //! TCP, with the set-up that backend sends.
 
+#[path = "common/agent.rs"]
+mod agent;
 #[expect(
     dead_code,
     reason = "the shared fixture has helpers this suite does not use"
@@ -17,6 +19,7 @@ mod common;
 )]
 #[path = "common/process.rs"]
 mod process;
+use agent::{patiently, run, sh};
 use common::{path, text};
 use process::{describe, is_alive};
 
@@ -30,13 +33,11 @@ use sandpit_sandbox::client::AgentConnection;
 use sandpit_sandbox::protocol::AgentSetup;
 use sandpit_sandbox::spec::RootSpec;
 use sandpit_sandbox::transport::HandshakeError;
-use sandpit_sandbox::{AgentEndpoint, AgentKey, Output, ProcessSpec, SandboxError, SandboxLimits};
+use sandpit_sandbox::{AgentEndpoint, AgentKey, ProcessSpec, SandboxError, SandboxLimits};
 
 const MIB: u64 = 1 << 20;
 /// The pod's user (the kube backend's `SANDBOX_UID`).
 const POD_UID: u32 = 10001;
-/// Upper bound for anything a test waits for, so a defect shows as a failure, not a hang.
-const PATIENCE: Duration = Duration::from_secs(30);
 const CONNECT: Duration = Duration::from_secs(10);
 const AGENT: &str = env!("CARGO_BIN_EXE_sandpit-agent");
 
@@ -105,32 +106,14 @@ impl Drop for Pod {
     }
 }
 
-/// SIGKILLs every process below `root` (found through /proc).
+/// SIGKILLs every process below `root` (the agent in pod mode leaves no PID namespace to end
+/// them with it).
 fn kill_tree(root: i32) {
-    let procs: Vec<(i32, i32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((pid, ppid))
-        })
-        .collect();
-    let mut queue = vec![root];
-    while let Some(parent) = queue.pop() {
-        for &(pid, _) in procs.iter().filter(|(_, ppid)| *ppid == parent) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            queue.push(pid);
-        }
+    for pid in sandpit_sandbox::agent::live_descendants(root).unwrap_or_default() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -233,12 +216,6 @@ fn start(run: Run, key_file: KeyFile) -> Pod {
     }
 }
 
-async fn patiently<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {PATIENCE:?}"))
-}
-
 impl Pod {
     /// Connects once the agent listens (a kubelet's readiness probe waits the same way).
     async fn connect(
@@ -276,22 +253,6 @@ impl Pod {
             .unwrap();
         (status, err)
     }
-}
-
-async fn run(conn: &AgentConnection, argv: &[&str]) -> Output {
-    patiently(&format!("{argv:?}"), async {
-        conn.spawn(ProcessSpec::new(argv.iter().copied()))
-            .await
-            .unwrap()
-            .output(b"")
-            .await
-            .unwrap()
-    })
-    .await
-}
-
-async fn sh(conn: &AgentConnection, script: &str) -> Output {
-    run(conn, &["/bin/sh", "-c", script]).await
 }
 
 fn entries(dir: &Path) -> Vec<String> {

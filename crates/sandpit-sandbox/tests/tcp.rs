@@ -4,6 +4,8 @@
 //! hold the box's key, and outlives the connections it serves. Each test starts its own
 //! backend and removes everything when it ends.
 
+#[path = "common/agent.rs"]
+mod agent;
 #[expect(
     dead_code,
     reason = "the shared fixture has helpers this suite does not use"
@@ -15,6 +17,7 @@ mod common;
 )]
 #[path = "common/process.rs"]
 mod process;
+use agent::{patiently, run, sh};
 use common::{Host, path, text};
 use process::{describe, eventually};
 
@@ -25,14 +28,12 @@ use sandpit_sandbox::client::AgentConnection;
 use sandpit_sandbox::native::NativeSandbox;
 use sandpit_sandbox::transport::{HELLO_LEN, HandshakeError};
 use sandpit_sandbox::{
-    AgentEndpoint, AgentKey, AgentTransport, Backend, Output, ProcessSpec, Sandbox, SandboxError,
+    AgentEndpoint, AgentKey, AgentTransport, Backend, ProcessSpec, Sandbox, SandboxError,
     SandboxLimits, SandboxSpec,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIB: u64 = 1 << 20;
-/// Upper bound for anything a test waits for, so a defect shows as a failure, not a hang.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// What a client gives a connection's handshake, and then its set-up.
 const CONNECT: Duration = Duration::from_secs(10);
 const UIDS: std::ops::Range<u32> = 64_500..64_600;
@@ -58,28 +59,6 @@ async fn native(host: &Host) -> NativeSandbox {
         .create_native(&SandboxSpec::new(limits()))
         .await
         .unwrap()
-}
-
-async fn patiently<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {PATIENCE:?}"))
-}
-
-async fn run(conn: &AgentConnection, argv: &[&str]) -> Output {
-    patiently(&format!("{argv:?}"), async {
-        conn.spawn(ProcessSpec::new(argv.iter().copied()))
-            .await
-            .unwrap()
-            .output(b"")
-            .await
-            .unwrap()
-    })
-    .await
-}
-
-async fn sh(conn: &AgentConnection, script: &str) -> Output {
-    run(conn, &["/bin/sh", "-c", script]).await
 }
 
 /// A later connection to a box that is set up already.

@@ -85,32 +85,14 @@ impl Drop for Agent {
     }
 }
 
-/// SIGKILLs every process below `root`, found through /proc (the agent is a child subreaper,
-/// so its processes' orphans are below it too).
+/// SIGKILLs every process below `root` (the agent in pod mode leaves no PID namespace to end
+/// them with it).
 fn kill_tree(root: i32) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let procs: Vec<(i32, i32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((pid, ppid))
-        })
-        .collect();
-    let mut queue = vec![root];
-    while let Some(parent) = queue.pop() {
-        for &(pid, _) in procs.iter().filter(|(_, ppid)| *ppid == parent) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            queue.push(pid);
-        }
+    for pid in sandpit_sandbox::agent::live_descendants(root).unwrap_or_default() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

@@ -364,6 +364,11 @@ fn scan_proc() -> io::Result<Vec<ProcEntry>> {
     Ok(procs)
 }
 
+/// The live processes below `root` now, by parentage (zombies left out).
+pub fn live_descendants(root: i32) -> io::Result<Vec<i32>> {
+    Ok(descendants(root, &scan_proc()?))
+}
+
 /// SIGKILLs every live process below the agent until none is left. A process may fork between
 /// the scan and its kill; its child then comes back to the agent (a subreaper) and is found by
 /// the next round. `reap`: collects exited children between rounds, so zombies do not pile up.
@@ -371,7 +376,7 @@ pub fn kill_descendants(mut reap: impl FnMut()) -> io::Result<()> {
     let me = std::process::id() as i32;
     for _ in 0..KILL_ROUNDS {
         reap();
-        let live = descendants(me, &scan_proc()?);
+        let live = live_descendants(me)?;
         if live.is_empty() {
             return Ok(());
         }
