@@ -28,10 +28,25 @@ const STDIN_CHUNK: usize = 256 << 10;
 
 type FileResult = Result<(Reply, Vec<u8>), FileError>;
 
+/// What [`Event::Attached`] says: pid, rows, cols, the snapshot.
+type AttachedFrame = (u32, u16, u16, Vec<u8>);
+
+/// A held process taken over by this connection ([`AgentConnection::attach`]).
+pub struct Attached {
+    pub process: Process,
+    /// The terminal's size.
+    pub rows: u16,
+    pub cols: u16,
+    /// Redraws the screen as it was when attached ([`crate::screen::snapshot`]); the
+    /// process's output continues from there.
+    pub snapshot: Vec<u8>,
+}
+
 #[derive(Default)]
 struct Routes {
     procs: HashMap<u32, mpsc::UnboundedSender<ProcessEvent>>,
     spawns: HashMap<u32, oneshot::Sender<Result<u32, String>>>,
+    attaches: HashMap<u32, oneshot::Sender<Option<AttachedFrame>>>,
     requests: HashMap<u32, oneshot::Sender<FileResult>>,
     closed: bool,
 }
@@ -247,6 +262,47 @@ impl AgentConnection {
             Ok(Err(error)) => {
                 lock(&self.inner.routes).procs.remove(&id);
                 Err(SandboxError::Spawn(error))
+            }
+            Err(_) => Err(SandboxError::Lost),
+        }
+    }
+
+    /// Takes over the process held under `name` ([`crate::spec::Hold`]), as a connection
+    /// before this one left it: `None` when nothing is held by that name (it never was, it
+    /// exited, or its grace period ran out).
+    pub async fn attach(&self, name: &str) -> Result<Option<Attached>, SandboxError> {
+        let id = self.next_id();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (attached_tx, attached) = oneshot::channel();
+        {
+            let mut r = lock(&self.inner.routes);
+            if r.closed {
+                return Err(SandboxError::Lost);
+            }
+            r.procs.insert(id, events_tx);
+            r.attaches.insert(id, attached_tx);
+        }
+        self.send(Frame::new(Request::Attach {
+            id,
+            name: name.to_owned(),
+        }))
+        .await?;
+        match attached.await {
+            Ok(Some((pid, rows, cols, snapshot))) => Ok(Some(Attached {
+                process: Process {
+                    id,
+                    pid,
+                    events,
+                    acks: AckBatcher::default(),
+                    conn: self.clone(),
+                },
+                rows,
+                cols,
+                snapshot,
+            })),
+            Ok(None) => {
+                lock(&self.inner.routes).procs.remove(&id);
+                Ok(None)
             }
             Err(_) => Err(SandboxError::Lost),
         }
@@ -501,6 +557,7 @@ fn close_routes(routes: &Mutex<Routes>) {
     r.closed = true;
     r.procs.clear();
     r.spawns.clear();
+    r.attaches.clear();
     r.requests.clear();
 }
 
@@ -520,6 +577,21 @@ fn route(routes: &Mutex<Routes>, frame: Frame<Event>) {
         Event::SpawnFailed { id, error } => {
             if let Some(tx) = lock(routes).spawns.remove(&id) {
                 let _ = tx.send(Err(error));
+            }
+        }
+        Event::Attached {
+            id,
+            pid,
+            rows,
+            cols,
+        } => {
+            if let Some(tx) = lock(routes).attaches.remove(&id) {
+                let _ = tx.send(Some((pid, rows, cols, frame.payload)));
+            }
+        }
+        Event::NotHeld { id } => {
+            if let Some(tx) = lock(routes).attaches.remove(&id) {
+                let _ = tx.send(None);
             }
         }
         Event::Output { id, stream } => {

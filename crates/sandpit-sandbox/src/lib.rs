@@ -21,18 +21,19 @@ pub mod loopdev;
 pub mod native;
 pub mod pool;
 pub mod protocol;
+pub mod screen;
 pub mod seccomp;
 pub mod spec;
 pub mod transport;
 
 pub use backend::{Backend, BackendReport, Sandbox, Usage};
-pub use client::{Output, Process, ProcessControl, ProcessEvent};
+pub use client::{Attached, Output, Process, ProcessControl, ProcessEvent};
 pub use error::SandboxError;
 pub use native::{AgentTransport, NativeBackend, NativeConfig, NativeSandbox};
 pub use pool::{Lease, Pool};
 pub use protocol::{ExitInfo, LimitKind, OUTPUT_WINDOW, Stream};
 pub use spec::{
-    ContainersSpec, NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits,
+    ContainersSpec, Hold, NetworkPolicy, ProcessLimits, ProcessSpec, RootSpec, SandboxLimits,
     SandboxSpec, StdioMode, Volume, VolumeTarget, WorkspacePath, WorkspaceSpec,
 };
 pub use transport::{AgentEndpoint, AgentKey};

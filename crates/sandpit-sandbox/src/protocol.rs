@@ -74,6 +74,13 @@ pub enum Request {
         id: u32,
         spec: ProcessSpec,
     },
+    /// Takes over the process held under `name` (see [`crate::spec::Hold`]) as process `id`
+    /// of this connection: answered with [`Event::Attached`] (then its output, live) or
+    /// [`Event::NotHeld`].
+    Attach {
+        id: u32,
+        name: String,
+    },
     /// Payload: bytes for the process's stdin. An empty payload closes stdin.
     Stdin {
         id: u32,
@@ -181,6 +188,18 @@ pub enum Event {
     SpawnFailed {
         id: u32,
         error: String,
+    },
+    /// Payload: a snapshot of the held process's screen ([`crate::screen::snapshot`]), which
+    /// its output after this frame continues. `rows`×`cols`: the terminal's size.
+    Attached {
+        id: u32,
+        pid: u32,
+        rows: u16,
+        cols: u16,
+    },
+    /// Nothing is held under the name (it never was, it exited, or its grace ran out).
+    NotHeld {
+        id: u32,
     },
     /// Payload: output bytes.
     Output {

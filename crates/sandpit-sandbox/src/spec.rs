@@ -238,6 +238,25 @@ pub struct ProcessSpec {
     pub cwd: PathBuf,
     pub stdio: StdioMode,
     pub limits: ProcessLimits,
+    /// Keep this process (a terminal's shell) alive when the connection that started it ends,
+    /// for a later one to [attach](crate::client::AgentConnection::attach) to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+}
+
+/// How a held process outlives its connection (see [`ProcessSpec::hold`]): the agent keeps
+/// reading its terminal into a screen model of its own, so whoever attaches next gets the
+/// screen back, and ends it after `grace_ms` with nobody attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// What a later connection attaches by: 1 to 64 of `a-z`, `0-9`, `-`, `_`. A new process
+    /// held under a name in use replaces the old one (which is ended).
+    pub name: String,
+    /// How long it outlives a connection with nobody attaching again; then SIGHUP and, a
+    /// moment later, SIGKILL.
+    pub grace_ms: u64,
+    /// Lines of history the agent's screen model keeps (at most 100 000).
+    pub scrollback: usize,
 }
 
 impl ProcessSpec {
@@ -249,6 +268,7 @@ impl ProcessSpec {
             cwd: PathBuf::from(WORKSPACE_DIR),
             stdio: StdioMode::Pipes,
             limits: ProcessLimits::default(),
+            hold: None,
         }
     }
 
@@ -268,6 +288,27 @@ impl ProcessSpec {
         }
         if !self.cwd.is_absolute() {
             return Err(SpecError::RelativeCwd);
+        }
+        if let Some(hold) = &self.hold {
+            if !matches!(self.stdio, StdioMode::Pty { .. }) {
+                return Err(SpecError::BadHold(
+                    "only a process on a terminal can be held",
+                ));
+            }
+            let name_ok = (1..=64).contains(&hold.name.len())
+                && hold.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err(SpecError::BadHold(
+                    "the name must be 1 to 64 of a-z, 0-9, '-' and '_'",
+                ));
+            }
+            if hold.scrollback > 100_000 {
+                return Err(SpecError::BadHold(
+                    "scrollback must be at most 100000 lines",
+                ));
+            }
         }
         Ok(())
     }
@@ -336,6 +377,8 @@ pub enum SpecError {
     RelativeCwd,
     #[error("path {0:?} is not valid: {1}")]
     BadPath(String, &'static str),
+    #[error("hold: {0}")]
+    BadHold(&'static str),
 }
 
 /// A path inside the workspace: relative, made only of normal components, no NUL, bounded

@@ -5,10 +5,14 @@
 //! Each test starts its own backend (its own cgroup parent) and removes everything when it ends.
 
 mod common;
+#[expect(
+    dead_code,
+    reason = "the shared fixture has helpers this suite does not use"
+)]
 #[path = "common/process.rs"]
 mod process;
 use common::{Host, path, text};
-use process::{describe, eventually, is_alive};
+use process::{describe, eventually, host_pids_with_arg, is_alive};
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -118,18 +122,6 @@ fn host_pids() -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .collect()
-}
-
-/// Live host pids whose command line has `arg` as one of its arguments.
-fn host_pids_with_arg(arg: &str) -> Vec<u32> {
-    host_pids()
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
-        })
-        .filter(|&pid| is_alive(pid))
         .collect()
 }
 

@@ -6,10 +6,14 @@
 //! same backend.
 
 mod common;
+#[expect(
+    dead_code,
+    reason = "the shared fixture has helpers this suite does not use"
+)]
 #[path = "common/process.rs"]
 mod process;
 use common::{Host, path, text};
-use process::{describe, eventually, is_alive};
+use process::{describe, eventually, exit_ignoring_output, host_pids_with_arg, is_alive};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,23 +80,6 @@ async fn sh_ok(sandbox: &dyn Sandbox, script: &str) -> String {
     let out = run(sandbox, &["/bin/sh", "-c", script]).await;
     assert_eq!(out.exit.code, Some(0), "{script}: {}", describe(&out));
     text(&out.stdout)
-}
-
-/// Host pids whose command line has `arg` as one of its arguments.
-fn host_pids_with_arg(arg: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// Live host pids that are members of the cgroup named `name` (a sandbox id) in any hierarchy.
@@ -517,16 +504,7 @@ async fn a_pty_resize_reaches_an_interactive_shell() {
     let seen = read_until(&mut shell, "40 100").await;
     assert!(!seen.contains("24 80"), "{seen:?}");
     shell.write_stdin(b"exit 5\n").await.unwrap();
-    let exit = patiently("the shell's exit", async {
-        loop {
-            match shell.next_event().await {
-                Some(ProcessEvent::Output(..)) => {}
-                Some(ProcessEvent::Exited(exit)) => return exit,
-                None => panic!("sandbox lost"),
-            }
-        }
-    })
-    .await;
+    let exit = exit_ignoring_output(&mut shell).await;
     assert_eq!(exit.code, Some(5), "{exit:?}");
 }
 

@@ -6,6 +6,10 @@
 //! `SANDPIT_AGENT_SECRET_FILE`. The test then drives it as the Kubernetes backend does: over
 //! TCP, with the set-up that backend sends.
 
+#[expect(
+    dead_code,
+    reason = "the shared fixture has helpers this suite does not use"
+)]
 #[path = "common/agent.rs"]
 mod agent;
 #[expect(
@@ -19,7 +23,7 @@ mod common;
 )]
 #[path = "common/process.rs"]
 mod process;
-use agent::{patiently, run, sh};
+use agent::{CONNECT, limits, patiently, run, sh};
 use common::{path, text};
 use process::{describe, is_alive};
 
@@ -33,24 +37,11 @@ use sandpit_sandbox::client::AgentConnection;
 use sandpit_sandbox::protocol::AgentSetup;
 use sandpit_sandbox::spec::RootSpec;
 use sandpit_sandbox::transport::HandshakeError;
-use sandpit_sandbox::{AgentEndpoint, AgentKey, ProcessSpec, SandboxError, SandboxLimits};
+use sandpit_sandbox::{AgentEndpoint, AgentKey, ProcessSpec, SandboxError};
 
-const MIB: u64 = 1 << 20;
 /// The pod's user (the kube backend's `SANDBOX_UID`).
 const POD_UID: u32 = 10001;
-const CONNECT: Duration = Duration::from_secs(10);
 const AGENT: &str = env!("CARGO_BIN_EXE_sandpit-agent");
-
-fn limits() -> SandboxLimits {
-    SandboxLimits {
-        memory_bytes: 256 * MIB,
-        pids: 64,
-        cpu_millicores: Some(1000),
-        workspace_bytes: 32 * MIB,
-        tmp_bytes: 8 * MIB,
-        shm_bytes: 8 * MIB,
-    }
-}
 
 /// What the Kubernetes backend sends a pod's agent (`agent_setup` in sandpit-kube).
 fn kube_setup(uid: u32, seccomp: bool) -> AgentSetup {
@@ -539,4 +530,70 @@ async fn as_root_it_drops_to_the_setups_uid() {
     patiently("reset", conn.reset()).await.unwrap();
     assert!(!is_alive(sleeper));
     assert!(entries(&pod.workspace).is_empty());
+}
+
+#[tokio::test]
+async fn a_held_shell_outlives_its_connection_in_a_pod_too() {
+    let pod = start(Run::AsPodUser, KeyFile::Valid);
+    let (conn, _) = pod.set_up(&kube_setup(POD_UID, true)).await;
+    let mut spec = ProcessSpec::new(["/bin/bash", "--norc", "--noprofile", "-i"]);
+    spec.stdio = sandpit_sandbox::StdioMode::Pty { rows: 24, cols: 80 };
+    spec.limits = sandpit_sandbox::ProcessLimits {
+        wall_ms: None,
+        cpu_ms: None,
+        output_bytes: None,
+        ..Default::default()
+    };
+    spec.hold = Some(sandpit_sandbox::Hold {
+        name: "terminal".into(),
+        grace_ms: 60_000,
+        scrollback: 100,
+    });
+    let mut shell = conn.spawn(spec).await.unwrap();
+    let pid = shell.pid();
+    shell
+        .write_stdin(b"export X=pod-$((40+2)); echo marker-$((6*7))\n")
+        .await
+        .unwrap();
+    patiently("the marker", async {
+        let mut seen = Vec::new();
+        while !text(&seen).contains("marker-42") {
+            match shell.next_event().await {
+                Some(sandpit_sandbox::ProcessEvent::Output(_, bytes)) => seen.extend(bytes),
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    let sleeper = conn
+        .spawn(ProcessSpec::new(["/bin/sleep", "1000"]))
+        .await
+        .unwrap()
+        .pid();
+    conn.close();
+
+    let (conn, _) = pod.connect(None).await.unwrap();
+    assert!(!is_alive(sleeper), "the connection's process outlived it");
+    assert!(is_alive(pid), "the held shell ended with the connection");
+    let attached = conn.attach("terminal").await.unwrap().expect("held");
+    assert_eq!(attached.process.pid(), pid);
+    let mut parser = vt100::Parser::new(attached.rows, attached.cols, 0);
+    parser.process(&attached.snapshot);
+    assert!(parser.screen().contents().contains("marker-42"));
+    let mut shell = attached.process;
+    shell.write_stdin(b"echo got-$X\n").await.unwrap();
+    patiently("the variable", async {
+        let mut seen = Vec::new();
+        while !text(&seen).contains("got-pod-42") {
+            match shell.next_event().await {
+                Some(sandpit_sandbox::ProcessEvent::Output(_, bytes)) => seen.extend(bytes),
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    // A reset still ends everything, held or not.
+    patiently("reset", conn.reset()).await.unwrap();
+    assert!(!is_alive(pid));
+    assert!(conn.attach("terminal").await.unwrap().is_none());
 }

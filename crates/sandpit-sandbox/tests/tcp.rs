@@ -17,38 +17,24 @@ mod common;
 )]
 #[path = "common/process.rs"]
 mod process;
-use agent::{patiently, run, sh};
+use agent::{CONNECT, limits, patiently, reconnect, run, sh};
 use common::{Host, path, text};
-use process::{describe, eventually};
+use process::{describe, eventually, host_pids_with_arg};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use sandpit_sandbox::client::AgentConnection;
 use sandpit_sandbox::native::NativeSandbox;
 use sandpit_sandbox::transport::{HELLO_LEN, HandshakeError};
 use sandpit_sandbox::{
     AgentEndpoint, AgentKey, AgentTransport, Backend, ProcessSpec, Sandbox, SandboxError,
-    SandboxLimits, SandboxSpec,
+    SandboxSpec,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIB: u64 = 1 << 20;
-/// What a client gives a connection's handshake, and then its set-up.
-const CONNECT: Duration = Duration::from_secs(10);
 const UIDS: std::ops::Range<u32> = 64_500..64_600;
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn limits() -> SandboxLimits {
-    SandboxLimits {
-        memory_bytes: 256 * MIB,
-        pids: 64,
-        cpu_millicores: Some(1000),
-        workspace_bytes: 32 * MIB,
-        tmp_bytes: 8 * MIB,
-        shm_bytes: 8 * MIB,
-    }
-}
 
 async fn tcp_host() -> Host {
     Host::with_transport(UIDS, limits(), AgentTransport::Tcp { bind: LOOPBACK }).await
@@ -59,35 +45,6 @@ async fn native(host: &Host) -> NativeSandbox {
         .create_native(&SandboxSpec::new(limits()))
         .await
         .unwrap()
-}
-
-/// A later connection to a box that is set up already.
-async fn reconnect(endpoint: &AgentEndpoint) -> AgentConnection {
-    let (conn, features) = patiently(
-        "reconnecting",
-        AgentConnection::connect_tcp(endpoint, None, CONNECT),
-    )
-    .await
-    .unwrap();
-    assert!(features.contains(&"seccomp".to_string()), "{features:?}");
-    conn
-}
-
-/// Host pids whose command line has `arg` as one of its arguments.
-fn host_pids_with_arg(arg: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -31,6 +31,7 @@ mod pod;
 mod root;
 mod serve;
 mod sys;
+mod tree;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,7 +47,8 @@ use crate::protocol::{AgentSetup, Event, Frame, encode, read_frame_blocking};
 use crate::seccomp::SyscallFilter;
 use crate::transport::{AgentKey, AgentState};
 
-pub use pod::{LISTEN, SECRET_FILE_ENV, live_descendants};
+pub use pod::{LISTEN, SECRET_FILE_ENV};
+pub use tree::live_descendants;
 
 /// The agent's argument that says stdin carries a listening TCP socket and the box's key
 /// (the native backend's TCP transport) rather than the server's own connection.

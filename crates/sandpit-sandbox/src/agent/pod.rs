@@ -18,7 +18,6 @@
 //! sharing a PID namespace, or on a test host, is more than the box. A reset then empties
 //! `/workspace`, `/tmp` and `/dev/shm` in place; there are no mounts to replace.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::net::TcpListener;
@@ -26,9 +25,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 use super::{Channel, serve};
 use crate::protocol::{AgentSetup, Event, Frame, ProtocolError, encode, read_frame};
@@ -44,8 +40,6 @@ pub const SECRET_FILE_ENV: &str = "SANDPIT_AGENT_SECRET_FILE";
 pub const SCRATCH_DIRS: [&str; 3] = [WORKSPACE_DIR, "/tmp", "/dev/shm"];
 /// How long the first connection may take to send the set-up after its handshake.
 const SETUP_TIMEOUT: Duration = super::SETUP_TIMEOUT;
-/// Rounds of killing a process tree before giving up on one that keeps growing.
-const KILL_ROUNDS: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PodError {
@@ -297,103 +291,6 @@ fn no_capabilities(status: &str) -> bool {
     zero("CapPrm:") && zero("CapAmb:")
 }
 
-/// One process as `/proc/<pid>/stat` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcEntry {
-    pub pid: i32,
-    pub ppid: i32,
-    /// Exited, waiting to be reaped: nothing left to kill.
-    pub zombie: bool,
-}
-
-/// Parses `/proc/<pid>/stat`: `pid (comm) state ppid …`, where `comm` may hold anything,
-/// spaces and parentheses included, so the fields are found after its last `)`.
-pub fn parse_stat(stat: &str) -> Option<ProcEntry> {
-    let (head, rest) = stat.rsplit_once(')')?;
-    let pid = head.split_once(" (")?.0.trim().parse().ok()?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some(ProcEntry {
-        pid,
-        ppid,
-        zombie: matches!(state, "Z" | "X"),
-    })
-}
-
-/// The live processes below `root` in `procs`.
-pub fn descendants(root: i32, procs: &[ProcEntry]) -> Vec<i32> {
-    let mut children: HashMap<i32, Vec<&ProcEntry>> = HashMap::new();
-    for p in procs {
-        children.entry(p.ppid).or_default().push(p);
-    }
-    let mut found = Vec::new();
-    let mut queue = vec![root];
-    while let Some(pid) = queue.pop() {
-        for child in children.get(&pid).into_iter().flatten() {
-            if child.pid == root {
-                continue;
-            }
-            if !child.zombie {
-                found.push(child.pid);
-            }
-            queue.push(child.pid);
-        }
-    }
-    found
-}
-
-/// Every process visible in `/proc`; processes gone while it is read are left out.
-fn scan_proc() -> io::Result<Vec<ProcEntry>> {
-    let mut procs = Vec::new();
-    for entry in fs::read_dir("/proc")? {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let Some(name) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        if let Ok(stat) = fs::read_to_string(format!("/proc/{name}/stat"))
-            && let Some(p) = parse_stat(&stat)
-        {
-            procs.push(p);
-        }
-    }
-    Ok(procs)
-}
-
-/// The live processes below `root` now, by parentage (zombies left out).
-pub fn live_descendants(root: i32) -> io::Result<Vec<i32>> {
-    Ok(descendants(root, &scan_proc()?))
-}
-
-/// SIGKILLs every live process below the agent until none is left. A process may fork between
-/// the scan and its kill; its child then comes back to the agent (a subreaper) and is found by
-/// the next round. `reap`: collects exited children between rounds, so zombies do not pile up.
-pub fn kill_descendants(mut reap: impl FnMut()) -> io::Result<()> {
-    let me = std::process::id() as i32;
-    for _ in 0..KILL_ROUNDS {
-        reap();
-        let live = live_descendants(me)?;
-        if live.is_empty() {
-            return Ok(());
-        }
-        for pid in live {
-            // ESRCH: gone meanwhile. EPERM cannot be: every descendant runs as the agent's uid
-            // or the one it dropped to, under no_new_privs.
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        // Killed processes take a moment to become zombies; the next scan would find them
-        // still running.
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Err(io::Error::other(format!(
-        "processes were still starting after {KILL_ROUNDS} rounds of killing"
-    )))
-}
-
 /// Empties the scratch directories in place (a pod's volumes cannot be remounted). Run after
 /// every process is gone, so nothing changes the trees while they are removed.
 pub fn empty_scratch() -> io::Result<()> {
@@ -519,37 +416,6 @@ mod tests {
                 .unwrap_err()
                 .contains("root")
         );
-    }
-
-    #[test]
-    fn stat_lines_parse_with_odd_command_names() {
-        assert_eq!(
-            parse_stat("42 (a) b (c)) S 7 42 42 0 -1"),
-            Some(ProcEntry {
-                pid: 42,
-                ppid: 7,
-                zombie: false
-            })
-        );
-        assert!(parse_stat("9 (x) Z 1 9").unwrap().zombie);
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn descendants_are_the_live_tree_below_the_root() {
-        let p = |pid, ppid, zombie| ProcEntry { pid, ppid, zombie };
-        let procs = [
-            p(1, 0, false),
-            p(10, 1, false),
-            p(11, 10, false),
-            p(12, 11, true),
-            p(13, 12, false),
-            p(20, 1, false),
-        ];
-        let mut found = descendants(10, &procs);
-        found.sort();
-        assert_eq!(found, vec![11, 13]);
-        assert!(descendants(20, &procs).is_empty());
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! The agent's request loop (single-threaded: a current-thread runtime and a `LocalSet`, so
 //! forking from it is safe and state is a plain `RefCell`).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::signal::{Signal, kill, killpg};
@@ -18,11 +18,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sys::{self, ChildSetup, Reaped};
-use super::{Channel, files, root};
+use super::{Channel, files, root, tree};
 use crate::protocol::{
     AgentSetup, Event, ExitInfo, FileError, Frame, LimitKind, MAX_FRAME, OUTPUT_WINDOW,
     OutputWindow, ProtocolError, Reply, Request, Stream, encode, read_frame,
 };
+use crate::screen::{self, ScreenModel};
 use crate::seccomp::SyscallFilter;
 use crate::spec::{ProcessLimits, ProcessSpec, StdioMode};
 use crate::transport::AgentState;
@@ -64,7 +65,53 @@ struct Proc {
     stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
     pty: Option<Rc<AsyncFd<OwnedFd>>>,
     credit: Rc<Credit>,
+    /// A held process's screen model, resized with its terminal.
+    held: Option<Rc<HeldIo>>,
 }
+
+/// A held process ([`crate::spec::Hold`]): what outlives the connection that started it.
+struct Held {
+    pid: libc::pid_t,
+    /// Keeps the process's stdin task going between connections (once every sender is gone
+    /// the terminal would get end-of-file and the shell would log out).
+    stdin: mpsc::UnboundedSender<Vec<u8>>,
+    pty: Rc<AsyncFd<OwnedFd>>,
+    io: Rc<HeldIo>,
+    grace: Duration,
+}
+
+/// Where a held process's output goes: always into its screen model, and to the connection
+/// it is attached to, if any.
+struct HeldIo {
+    target: RefCell<Option<Target>>,
+    screen: RefCell<ScreenModel>,
+    /// Wakes its watcher when the target changes.
+    changed: tokio::sync::Notify,
+    /// Counts target changes: a grace timer ends the process only if nothing attached since.
+    generation: Cell<u64>,
+}
+
+impl HeldIo {
+    fn retarget(&self, target: Option<Target>) {
+        *self.target.borrow_mut() = target;
+        self.generation.set(self.generation.get() + 1);
+        self.changed.notify_one();
+    }
+}
+
+/// One process of one connection: where its events go.
+#[derive(Clone)]
+struct Target {
+    out: Out,
+    id: u32,
+    credit: Rc<Credit>,
+}
+
+/// How fast a held process's output is read while nobody is attached: its screen model keeps
+/// up with an ordinary program, and a flood costs the agent little (the terminal blocks it).
+const DETACHED_BYTES_PER_SEC: f64 = (1 << 20) as f64;
+/// How long a held process has after SIGHUP before SIGKILL when its grace runs out.
+const HANGUP_PATIENCE: Duration = Duration::from_secs(2);
 
 /// A process's flow-control window and the wake-up for its watcher when an ack reopens it.
 struct Credit {
@@ -105,6 +152,8 @@ struct State {
     procs: HashMap<u32, Proc>,
     /// Exit notifications for tracked processes; orphans are reaped and forgotten.
     waiting: HashMap<libc::pid_t, oneshot::Sender<Reaped>>,
+    /// Held processes by name.
+    held: HashMap<String, Held>,
 }
 
 type Shared = Rc<RefCell<State>>;
@@ -117,6 +166,7 @@ pub async fn serve(channel: Channel, ctx: Context) -> Result<(), ProtocolError> 
         ctx,
         procs: HashMap::new(),
         waiting: HashMap::new(),
+        held: HashMap::new(),
     }));
     if let Some(containers) = &state.borrow().ctx.setup.containers {
         let setup = &state.borrow().ctx.setup;
@@ -222,13 +272,64 @@ where
 }
 
 /// After a TCP connection ends: every process in the box is killed (they belonged to it, and
-/// their output has nowhere to go), reaped and forgotten. Files stay.
+/// their output has nowhere to go), reaped and forgotten — except held processes and their
+/// sessions, which wait for the next connection to attach, for their grace period. Files stay.
 fn end_connection(state: &Shared) {
-    if let Err(e) = kill_everything(state) {
+    let kept = detach_held(state);
+    let killed = if kept.is_empty() {
+        kill_everything(state)
+    } else {
+        // Not a blocking reap: the held processes are still children.
+        tree::kill_descendants(&kept, || reap_all(state, false)).map(|()| reap_all(state, false))
+    };
+    if let Err(e) = killed {
         eprintln!("sandpit agent: killing the connection's processes: {e}");
     }
     // Their watchers finish on their own; the next connection's ids start again at 1.
     state.borrow_mut().procs.clear();
+}
+
+/// Detaches every held process from the connection that ended and starts its grace period;
+/// returns their pids (each leads its session).
+fn detach_held(state: &Shared) -> HashSet<i32> {
+    let st = state.borrow();
+    let mut kept = HashSet::new();
+    for (name, held) in &st.held {
+        held.io.retarget(None);
+        kept.insert(held.pid);
+        tokio::task::spawn_local(end_after_grace(
+            state.clone(),
+            name.clone(),
+            held.pid,
+            held.io.generation.get(),
+            held.grace,
+        ));
+    }
+    kept
+}
+
+/// Ends a held process whose grace ran out with nothing attached since `generation`: SIGHUP to
+/// its group (a shell passes it on to its jobs), then SIGKILL.
+async fn end_after_grace(
+    state: Shared,
+    name: String,
+    pid: libc::pid_t,
+    generation: u64,
+    grace: Duration,
+) {
+    tokio::time::sleep(grace).await;
+    for signal in [Signal::SIGHUP, Signal::SIGKILL] {
+        let unchanged = state
+            .borrow()
+            .held
+            .get(&name)
+            .is_some_and(|h| h.pid == pid && h.io.generation.get() == generation);
+        if !unchanged {
+            return;
+        }
+        let _ = killpg(Pid::from_raw(pid), signal);
+        tokio::time::sleep(HANGUP_PATIENCE).await;
+    }
 }
 
 async fn send(out: &Out, frame: Frame<Event>) {
@@ -251,6 +352,17 @@ async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
                 Err(error) => Event::SpawnFailed { id, error },
             };
             send(out, Frame::new(event)).await;
+        }
+        Request::Attach { id, name } => {
+            // The slot first: the answer must be queued before any output of the process,
+            // which may go to this connection as soon as `attach` returns.
+            let Ok(permit) = out.reserve().await else {
+                return;
+            };
+            match encode(&attach(state, out, id, &name)) {
+                Ok(bytes) => permit.send(bytes),
+                Err(e) => eprintln!("sandpit agent: encoding: {e}"),
+            }
         }
         Request::Stdin { id } => {
             let mut st = state.borrow_mut();
@@ -275,8 +387,15 @@ async fn handle(state: &Shared, out: &Out, frame: Frame<Request>) {
         }
         Request::Resize { id, rows, cols } => {
             let st = state.borrow();
-            if let Some(pty) = st.procs.get(&id).and_then(|p| p.pty.as_ref()) {
+            if let Some(proc) = st.procs.get(&id)
+                && let Some(pty) = &proc.pty
+            {
                 let _ = sys::set_winsize(pty.get_ref().as_fd(), rows, cols);
+                if let Some(held) = &proc.held {
+                    let (rows, cols) = (rows.clamp(1, 500), cols.clamp(1, 500));
+                    let mut model = held.screen.borrow_mut();
+                    model.parser().screen_mut().set_size(rows, cols);
+                }
             }
         }
         Request::WriteFile {
@@ -448,9 +567,11 @@ fn kill_everything(state: &Shared) -> io::Result<()> {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(e) => return Err(e.into()),
         },
-        Mode::Pod { .. } => super::pod::kill_descendants(|| reap_all(state, false))?,
+        Mode::Pod { .. } => tree::kill_descendants(&HashSet::new(), || reap_all(state, false))?,
     }
     reap_all(state, true);
+    // Held processes went too; their watchers finish on their own.
+    state.borrow_mut().held.clear();
     Ok(())
 }
 
@@ -616,22 +737,57 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
         tx
     });
     let credit = Rc::new(Credit::new());
+    let target = Target {
+        out: out.clone(),
+        id,
+        credit: credit.clone(),
+    };
+    let held = match (&spec.hold, spec.stdio, &pty, &stdin_tx) {
+        (Some(hold), StdioMode::Pty { rows, cols }, Some(pty), Some(stdin)) => {
+            let (rows, cols) = (rows.clamp(1, 500), cols.clamp(1, 500));
+            let io = Rc::new(HeldIo {
+                target: RefCell::new(Some(target.clone())),
+                screen: RefCell::new(ScreenModel::new(rows, cols, hold.scrollback)),
+                changed: tokio::sync::Notify::new(),
+                generation: Cell::new(0),
+            });
+            let replaced = st.held.insert(
+                hold.name.clone(),
+                Held {
+                    pid,
+                    stdin: stdin.clone(),
+                    pty: pty.clone(),
+                    io: io.clone(),
+                    grace: Duration::from_millis(hold.grace_ms),
+                },
+            );
+            // One process per name: the one it replaces ends.
+            if let Some(old) = replaced {
+                let _ = killpg(Pid::from_raw(old.pid), Signal::SIGKILL);
+            }
+            Some(io)
+        }
+        _ => None,
+    };
     st.procs.insert(
         id,
         Proc {
             pid,
             stdin: stdin_tx,
             pty,
-            credit: credit.clone(),
+            credit,
+            held: held.clone(),
         },
     );
     drop(st);
+    let route = match held {
+        Some(io) => Route::Held(io),
+        None => Route::Fixed(target),
+    };
     tokio::task::spawn_local(watch(Watch {
         state: state.clone(),
-        out: out.clone(),
-        id,
         pid,
-        credit,
+        route,
         stdout,
         stderr,
         exit: exit_rx,
@@ -640,6 +796,57 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
         oom_before,
     }));
     Ok(pid)
+}
+
+/// Attaches the process held under `name` to this connection as process `id`: the answer is
+/// [`Event::Attached`] with the screen as it is now, or [`Event::NotHeld`].
+fn attach(state: &Shared, out: &Out, id: u32, name: &str) -> Frame<Event> {
+    let mut st = state.borrow_mut();
+    if st.procs.contains_key(&id) {
+        return Frame::new(Event::NotHeld { id });
+    }
+    let Some(held) = st.held.get(name) else {
+        return Frame::new(Event::NotHeld { id });
+    };
+    let (pid, io) = (held.pid, held.io.clone());
+    let (stdin, pty) = (held.stdin.clone(), held.pty.clone());
+    let credit = Rc::new(Credit::new());
+    let (snapshot, rows, cols) = {
+        let mut model = io.screen.borrow_mut();
+        let parser = model.parser();
+        let mut snapshot = screen::snapshot(parser);
+        if snapshot.len() > MAX_FRAME / 2 {
+            // A long history of dense colour: the visible screen alone still fits a frame.
+            snapshot = screen::snapshot_visible(parser);
+        }
+        let (rows, cols) = parser.screen().size();
+        (snapshot, rows, cols)
+    };
+    // From here on its output goes to this connection, after the snapshot.
+    io.retarget(Some(Target {
+        out: out.clone(),
+        id,
+        credit: credit.clone(),
+    }));
+    st.procs.insert(
+        id,
+        Proc {
+            pid,
+            stdin: Some(stdin),
+            pty: Some(pty),
+            credit,
+            held: Some(io),
+        },
+    );
+    Frame::with_payload(
+        Event::Attached {
+            id,
+            pid: pid as u32,
+            rows,
+            cols,
+        },
+        snapshot,
+    )
 }
 
 enum Input {
@@ -709,10 +916,8 @@ fn read_now(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
 
 struct Watch {
     state: Shared,
-    out: Out,
-    id: u32,
     pid: libc::pid_t,
-    credit: Rc<Credit>,
+    route: Route,
     stdout: Option<Output>,
     stderr: Option<Output>,
     exit: oneshot::Receiver<Reaped>,
@@ -721,12 +926,50 @@ struct Watch {
     oom_before: u64,
 }
 
+/// Where a watcher sends a process's events.
+enum Route {
+    /// An ordinary process: the connection that started it, for its whole life.
+    Fixed(Target),
+    /// A held process: the connection attached now (if any), and its screen model.
+    Held(Rc<HeldIo>),
+}
+
+impl Route {
+    fn target(&self) -> Option<Target> {
+        match self {
+            Self::Fixed(target) => Some(target.clone()),
+            Self::Held(io) => io.target.borrow().clone(),
+        }
+    }
+
+    /// Whether output may be read now: the reader's window is open, or nobody is attached.
+    fn is_open(&self) -> bool {
+        self.target().is_none_or(|t| t.credit.is_open())
+    }
+
+    /// Returns when the window may have reopened, or (held) the target changed.
+    async fn reopened(&self) {
+        let target = self.target();
+        let ack = async {
+            match &target {
+                Some(t) => t.credit.reopened.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        match self {
+            Self::Fixed(_) => ack.await,
+            Self::Held(io) => tokio::select! {
+                () = ack => {},
+                () = io.changed.notified() => {},
+            },
+        }
+    }
+}
+
 /// Output accounting for one process: forwards bytes until the output limit, then kills.
 struct Sink {
-    out: Out,
-    id: u32,
+    route: Route,
     pid: libc::pid_t,
-    credit: Rc<Credit>,
     left: Option<u64>,
     truncated: bool,
 }
@@ -745,16 +988,29 @@ impl Sink {
             }
             None => bytes,
         };
-        if !allowed.is_empty() {
-            let frame = Frame::with_payload(
-                Event::Output {
-                    id: self.id,
-                    stream,
-                },
-                allowed.to_vec(),
-            );
-            self.credit.sent(allowed.len() as u64);
-            send(&self.out, frame).await;
+        if allowed.is_empty() {
+            return;
+        }
+        if let Route::Held(io) = &self.route {
+            io.screen.borrow_mut().feed(allowed);
+        }
+        match self.route.target() {
+            Some(target) => {
+                let frame = Frame::with_payload(
+                    Event::Output {
+                        id: target.id,
+                        stream,
+                    },
+                    allowed.to_vec(),
+                );
+                target.credit.sent(allowed.len() as u64);
+                send(&target.out, frame).await;
+            }
+            // Held with nobody attached: read on, paced.
+            None => {
+                let secs = allowed.len() as f64 / DETACHED_BYTES_PER_SEC;
+                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            }
         }
     }
 
@@ -779,10 +1035,8 @@ impl Sink {
 async fn watch(w: Watch) {
     let Watch {
         state,
-        out,
-        id,
         pid,
-        credit,
+        route,
         stdout,
         stderr,
         mut exit,
@@ -791,10 +1045,8 @@ async fn watch(w: Watch) {
         oom_before,
     } = w;
     let mut sink = Sink {
-        out: out.clone(),
-        id,
+        route,
         pid,
-        credit: credit.clone(),
         left: limits.output_bytes,
         truncated: false,
     };
@@ -807,10 +1059,11 @@ async fn watch(w: Watch) {
         .map(|ms| tokio::time::Instant::from_std(started) + std::time::Duration::from_millis(ms));
     let mut wall_hit = false;
     let reaped = loop {
+        let open = sink.route.is_open();
         tokio::select! {
             r = async {
                 match &stdout { Some(o) => read_some(o.fd(), &mut out_buf).await, None => std::future::pending().await }
-            }, if out_open && credit.is_open() => match r {
+            }, if out_open && open => match r {
                 Ok(0) | Err(_) => out_open = false,
                 Ok(n) => {
                     let chunk = out_buf[..n].to_vec();
@@ -819,7 +1072,7 @@ async fn watch(w: Watch) {
             },
             r = async {
                 match &stderr { Some(o) => read_some(o.fd(), &mut err_buf).await, None => std::future::pending().await }
-            }, if err_open && credit.is_open() => match r {
+            }, if err_open && open => match r {
                 Ok(0) | Err(_) => err_open = false,
                 Ok(n) => {
                     let chunk = err_buf[..n].to_vec();
@@ -833,8 +1086,8 @@ async fn watch(w: Watch) {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             },
             // The reader is a window behind: wait for its ack (the process's writes block
-            // meanwhile; its wall-time limit still runs).
-            () = credit.reopened.notified(), if !credit.is_open() => {},
+            // meanwhile; its wall-time limit still runs), or for a held process's next reader.
+            () = sink.route.reopened(), if !open => {},
             r = &mut exit => break r.ok(),
         }
     };
@@ -854,18 +1107,33 @@ async fn watch(w: Watch) {
         sink.truncated,
         oom_after > oom_before,
     );
+    let target = sink.route.target();
     {
-        // Only this process's entry: after a reconnection the id may be another's.
         let mut st = state.borrow_mut();
-        if st
-            .procs
-            .get(&id)
-            .is_some_and(|p| Rc::ptr_eq(&p.credit, &credit))
+        // Only this process's entries: after a reconnection the id may be another's, and a
+        // name may hold a newer process.
+        if let Some(target) = &target
+            && st
+                .procs
+                .get(&target.id)
+                .is_some_and(|p| Rc::ptr_eq(&p.credit, &target.credit))
         {
-            st.procs.remove(&id);
+            st.procs.remove(&target.id);
+        }
+        if let Route::Held(io) = &sink.route {
+            st.held.retain(|_, held| !Rc::ptr_eq(&held.io, io));
         }
     }
-    send(&out, Frame::new(Event::Exited { id, exit })).await;
+    if let Some(target) = target {
+        send(
+            &target.out,
+            Frame::new(Event::Exited {
+                id: target.id,
+                exit,
+            }),
+        )
+        .await;
+    }
 }
 
 /// Turns a wait status and what the watcher saw into an [`ExitInfo`].

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};
 use sandpit_sandbox::{
-    ProcessLimits, ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode,
+    Hold, ProcessLimits, ProcessSpec, Sandbox, SandboxError, SandboxLimits, SandboxSpec, StdioMode,
     WorkspacePath, WorkspaceSpec,
 };
 use sandpit_store::{EndReason, NewSession, Session, SessionStatus, Store, StoreError};
@@ -32,6 +32,8 @@ use model::SessionView;
 
 /// The host's system directories, read-only.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
+/// The name a session's terminal shell is held under in its sandbox's agent.
+const TERMINAL_HOLD: &str = "terminal";
 /// Every environment a session or a lab may name.
 pub const ENVIRONMENTS: &[&str] = &[DEFAULT_ENVIRONMENT, crate::docker::ENVIRONMENT];
 
@@ -542,8 +544,29 @@ impl Sessions {
         {
             return Ok(hub.clone());
         }
+        let terminal = self.config.terminal.clone();
+        // A shell the agent kept while no server was attached (this replica reconnected, or
+        // took the sandbox over from one that died) is taken over with its screen.
+        if let Some(held) = sandbox
+            .agent()
+            .attach(TERMINAL_HOLD)
+            .await
+            .map_err(sandbox_error)?
+        {
+            tracing::info!(session.id = %session.id, "took over the held terminal");
+            let hub =
+                TerminalHub::resume(held.process, held.rows, held.cols, &held.snapshot, terminal);
+            *slot = Some(hub.clone());
+            return Ok(hub);
+        }
         let mut spec = ProcessSpec::new(["/bin/bash", "-l"]);
         spec.stdio = StdioMode::Pty { rows, cols };
+        // Held by the agent: it outlives this server's connection for the grace period.
+        spec.hold = Some(Hold {
+            name: TERMINAL_HOLD.into(),
+            grace_ms: terminal.grace_secs.saturating_mul(1000),
+            scrollback: terminal.scrollback,
+        });
         spec.env.insert("TERM".into(), "xterm-256color".into());
         spec.env
             .insert("HOME".into(), sandpit_sandbox::spec::WORKSPACE_DIR.into());
@@ -553,7 +576,7 @@ impl Sessions {
         spec.limits = self.process_limits(None);
         self.apply_environment(session, &mut spec);
         let process = sandbox.spawn(spec).await.map_err(sandbox_error)?;
-        let hub = TerminalHub::start(process, rows, cols, self.config.terminal.clone());
+        let hub = TerminalHub::start(process, rows, cols, terminal);
         *slot = Some(hub.clone());
         Ok(hub)
     }

@@ -99,11 +99,26 @@ impl TerminalHub {
     /// CPU or output limit: it is interactive), and starts consuming its output. The grace
     /// period runs from now until the first client attaches.
     pub fn start(process: Process, rows: u16, cols: u16, config: TerminalConfig) -> Arc<Self> {
+        Self::resume(process, rows, cols, &[], config)
+    }
+
+    /// Takes over a shell that was running before this hub (one the agent held while no
+    /// server was attached, [`sandpit_sandbox::Attached`]): `screen` redraws what it showed,
+    /// and is what the first clients see before its new output.
+    pub fn resume(
+        process: Process,
+        rows: u16,
+        cols: u16,
+        screen: &[u8],
+        config: TerminalConfig,
+    ) -> Arc<Self> {
         let (rows, cols) = clamp_size(rows.into(), cols.into());
+        let mut model = screen::ScreenModel::new(rows, cols, config.scrollback);
+        model.feed(screen);
         let hub = Arc::new(Self {
             control: process.control(),
             state: Mutex::new(State {
-                screen: screen::ScreenModel::new(rows, cols, config.scrollback),
+                screen: model,
                 clients: HashMap::new(),
                 next_client: 1,
                 ended: None,

@@ -6,7 +6,8 @@
 //!   server-side screen model (`vt100`), fans output out and ends the shell after the grace.
 //! - [`protocol`]: the pure parts: control messages, flow control ([`protocol::Flow`]), the
 //!   output pacing bucket.
-//! - [`screen`]: the snapshot that redraws the current screen on a fresh terminal.
+//! - [`screen`] (in `sandpit-sandbox`, shared with the agent): the snapshot that redraws the
+//!   current screen on a fresh terminal.
 //! - [`socket`]: the WebSocket driver, [`socket::serve`]. The wire protocol is described in
 //!   `docs/terminal-protocol.md`.
 //!
@@ -18,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod hub;
 pub mod protocol;
-pub mod screen;
 pub mod socket;
+
+/// The screen model and snapshot live with the sandbox engine: a held shell's agent keeps one too.
+pub use sandpit_sandbox::screen;
 
 pub use hub::{Attachment, HubEvent, ShellEnd, TerminalHub};
 

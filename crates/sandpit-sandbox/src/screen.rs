@@ -50,6 +50,17 @@ pub fn snapshot(parser: &mut vt100::Parser) -> Vec<u8> {
     out
 }
 
+/// The visible screen alone (no history): what [`snapshot`] sends when the history would be
+/// too large to send.
+pub fn snapshot_visible(parser: &vt100::Parser) -> Vec<u8> {
+    let mut out = RESET.to_vec();
+    if parser.screen().alternate_screen() {
+        out.extend_from_slice(ENTER_ALTERNATE);
+    }
+    out.extend_from_slice(&parser.screen().state_formatted());
+    out
+}
+
 /// Output waiting for the screen model beyond this is parsed at once.
 const PARSE_BATCH: usize = 1 << 20;
 
