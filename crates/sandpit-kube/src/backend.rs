@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +50,10 @@ pub struct KubeOptions {
     /// at start-up only this instance's own left-overs (pods with its owner id) are deleted,
     /// which is safe when the caller does not know its peers.
     pub live_owners: Option<HashSet<String>>,
+    /// The persistent workspaces of the sessions known to be live, for the same reconcile:
+    /// a pod on one of them stays for whoever takes its session over (see
+    /// [`crate::reconcile`]). Empty: only the owner decides.
+    pub live_workspaces: Vec<PathBuf>,
     /// See [`AgentAddr`]; `None`: the pod's IP.
     pub agent_addr: Option<AgentAddr>,
 }
@@ -59,6 +63,7 @@ impl Default for KubeOptions {
         Self {
             warm_spec: SandboxSpec::new(SandboxLimits::default()),
             live_owners: None,
+            live_workspaces: Vec::new(),
             agent_addr: None,
         }
     }
@@ -159,10 +164,15 @@ impl KubeBackend {
             refill: None,
         };
         backend.check().await?;
+        let workspaces = &options.live_workspaces;
         match &options.live_owners {
-            Some(live) => backend.reconcile_with(live, true).await?,
+            Some(live) => backend.reconcile_with(live, workspaces, true).await?,
             // Peers unknown: every other owner counts as live.
-            None => backend.reconcile_with(&HashSet::new(), false).await?,
+            None => {
+                backend
+                    .reconcile_with(&HashSet::new(), workspaces, false)
+                    .await?
+            }
         };
         if backend.inner.config.warm_pods > 0 && backend.inner.warm_shape.is_some() {
             let inner = backend.inner.clone();
@@ -181,12 +191,15 @@ impl KubeBackend {
     }
 
     /// Deletes the sandbox pods nobody can drive (the rule is in [`crate::reconcile`]), with
-    /// their Secrets. `live_owners`: the instance ids of the servers that are up.
+    /// their Secrets. `live_owners`: the instance ids of the servers that are up;
+    /// `live_workspaces`: the persistent workspaces of the sessions that are live.
     pub async fn reconcile(
         &self,
         live_owners: &HashSet<String>,
+        live_workspaces: &[PathBuf],
     ) -> Result<Reconciled, SandboxError> {
-        self.reconcile_with(live_owners, true).await
+        self.reconcile_with(live_owners, live_workspaces, true)
+            .await
     }
 
     /// With `peers_known` false, pods of other owners are all kept (only our own left-overs
@@ -194,8 +207,13 @@ impl KubeBackend {
     async fn reconcile_with(
         &self,
         live_owners: &HashSet<String>,
+        live_workspaces: &[PathBuf],
         peers_known: bool,
     ) -> Result<Reconciled, SandboxError> {
+        let workspaces: HashSet<String> = live_workspaces
+            .iter()
+            .map(|dir| objects::workspace_digest(dir))
+            .collect();
         let cluster = &self.inner.cluster;
         let pods = cluster.list_pods(SANDBOX_SELECTOR, None).await?;
         let held = lock(&self.inner.held).clone();
@@ -214,7 +232,7 @@ impl KubeBackend {
                 .collect()
         };
         let mut deleted = Vec::new();
-        for name in reconcile::orphans(&pods, &self.inner.owner, &live, &held) {
+        for name in reconcile::orphans(&pods, &self.inner.owner, &live, &held, &workspaces) {
             cluster.delete_pod(name).await?;
             cluster.delete_secret(&objects::secret_name(name)).await?;
             tracing::info!(pod = name, "deleted an orphaned sandbox pod");
@@ -233,13 +251,44 @@ impl KubeBackend {
         &self.inner.owner
     }
 
-    /// Deletes a persistent workspace's claim (the session is gone). Missing is fine.
-    pub async fn delete_workspace(&self, dir: &Path) -> Result<(), SandboxError> {
-        Ok(self
-            .inner
+    /// [`Backend::adopt`], returning the Kubernetes type.
+    pub async fn adopt_kube(
+        &self,
+        spec: &SandboxSpec,
+    ) -> Result<Option<KubeSandbox>, SandboxError> {
+        let WorkspaceSpec::Persistent { dir, .. } = &spec.workspace else {
+            return Ok(None);
+        };
+        let inner = &self.inner;
+        let pods = inner
             .cluster
-            .delete_claim(&objects::claim_name(dir))
-            .await?)
+            .list_pods(&objects::workspace_selector(dir), None)
+            .await?;
+        let mut adopted = None;
+        for pod in pods {
+            let Some(name) = pod.metadata.name.clone() else {
+                continue;
+            };
+            if lock(&inner.held).contains(&name) {
+                // Ours already (a sandbox of this process): not left by anyone.
+                continue;
+            }
+            if adopted.is_none() {
+                match inner.take_over(&pod, &name).await {
+                    Ok(sandbox) => {
+                        tracing::info!(pod = %name, "adopted the sandbox pod of a server that is gone");
+                        adopted = Some(sandbox);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %name, error = %e, "a left sandbox pod could not be adopted; deleting it");
+                    }
+                }
+            }
+            // One sandbox per workspace: whatever else runs on it goes, so the claim is free.
+            inner.delete_checked(&name).await?;
+        }
+        Ok(adopted)
     }
 
     /// [`Backend::create`], returning the Kubernetes type.
@@ -298,6 +347,71 @@ fn agent_setup(spec: &SandboxSpec) -> AgentSetup {
 }
 
 impl Inner {
+    /// Connects to the agent of a pod another server set up, with the key from its Secret,
+    /// and holds the pod from now on. The agent serves one connection at a time, so while
+    /// its previous server still holds a connection (alive after all, or its host gone
+    /// without closing it) this times out, and the caller deletes the pod: that is what
+    /// keeps two servers from driving one box.
+    async fn take_over(
+        self: &Arc<Self>,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        name: &str,
+    ) -> Result<KubeSandbox, SandboxError> {
+        let ip = match pod_state(pod) {
+            PodState::Ready { ip } => ip,
+            PodState::Failed { why } => {
+                return Err(SandboxError::Setup(format!("the pod failed: {why}")));
+            }
+            PodState::Starting { .. } => {
+                // Its server died before setting it up: nobody will.
+                return Err(SandboxError::Setup("the pod never became ready".into()));
+            }
+        };
+        let secret = self
+            .cluster
+            .get_secret(&objects::secret_name(name))
+            .await?
+            .ok_or_else(|| SandboxError::Setup("its agent secret is gone".into()))?;
+        let key = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(objects::SECRET_KEY))
+            .and_then(|bytes| {
+                <[u8; sandpit_sandbox::transport::KEY_LEN]>::try_from(bytes.0.as_slice()).ok()
+            })
+            .map(AgentKey::from_bytes)
+            .ok_or_else(|| SandboxError::Setup("its agent secret holds no key".into()))?;
+        let addr = (self.agent_addr)(name, &ip, self.config.agent_port).ok_or_else(|| {
+            SandboxError::Setup(format!("sandbox pod {name} has no usable address ({ip:?})"))
+        })?;
+        lock(&self.held).insert(name.to_owned());
+        let endpoint = AgentEndpoint { addr, key };
+        // A set-up agent takes none; one still awaiting it was never handed to a session.
+        let (conn, features) =
+            AgentConnection::connect_tcp(&endpoint, None, self.config.api_timeout()).await?;
+        Ok(KubeSandbox {
+            id: name.to_owned(),
+            conn,
+            endpoint,
+            features,
+            inner: self.clone(),
+            destroyed: AtomicBool::new(false),
+        })
+    }
+
+    /// Deletes the pods on the workspace at `dir` (whoever made them) and its claim.
+    async fn remove_workspace(&self, dir: &Path) -> Result<(), ApiError> {
+        let pods = self
+            .cluster
+            .list_pods(&objects::workspace_selector(dir), None)
+            .await?;
+        for name in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
+            self.delete_checked(name).await?;
+            tracing::info!(pod = name, "deleted the sandbox pod of an ended session");
+        }
+        self.cluster.delete_claim(&objects::claim_name(dir)).await
+    }
+
     /// Makes a pod (and its Secret, and its claim) and waits until it is ready.
     async fn start_pod(&self, spec: &SandboxSpec, pool: Pool) -> Result<StartedPod, SandboxError> {
         let name = objects::new_sandbox_name();
@@ -548,6 +662,34 @@ impl Backend for KubeBackend {
         Ok(Box::new(self.create_kube(spec).await?))
     }
 
+    /// The pod a server that is gone left on the workspace, if its agent answers with the
+    /// key in its Secret; any other pod on the workspace is deleted.
+    async fn adopt(&self, spec: &SandboxSpec) -> Result<Option<Box<dyn Sandbox>>, SandboxError> {
+        Ok(self
+            .adopt_kube(spec)
+            .await?
+            .map(|s| Box::new(s) as Box<dyn Sandbox>))
+    }
+
+    /// With claims, whether the claim exists; with `workspace = "store"` the files live in
+    /// the pod only, so whether a pod runs on it.
+    async fn has_workspace(&self, dir: &Path) -> Result<bool, SandboxError> {
+        let cluster = &self.inner.cluster;
+        Ok(match self.inner.config.workspace {
+            crate::config::WorkspaceStorage::Pvc => {
+                cluster.has_claim(&objects::claim_name(dir)).await?
+            }
+            crate::config::WorkspaceStorage::Store => !cluster
+                .list_pods(&objects::workspace_selector(dir), Some(1))
+                .await?
+                .is_empty(),
+        })
+    }
+
+    async fn remove_workspace(&self, dir: &Path) -> Result<(), SandboxError> {
+        Ok(self.inner.remove_workspace(dir).await?)
+    }
+
     /// Stops the warm pool and deletes every pod this process holds: once it ends, nobody
     /// could drive them.
     async fn shutdown(&self) -> Result<(), SandboxError> {
@@ -630,6 +772,33 @@ impl Sandbox for KubeSandbox {
         self.inner.delete_checked(&self.id).await?;
         self.destroyed.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// A pod on a persistent workspace stays for the replica that takes its session over:
+    /// the connection ends (the agent keeps what it holds) and this process forgets it.
+    async fn leave(&self) -> Result<(), SandboxError> {
+        if self.destroyed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if !self.on_workspace().await? {
+            return self.destroy().await;
+        }
+        self.conn.close();
+        lock(&self.inner.held).remove(&self.id);
+        // Not destroyed, but never to be deleted by this process (its drop included).
+        self.destroyed.store(true, Ordering::SeqCst);
+        tracing::info!(pod = %self.id, "left a sandbox pod for the replica that takes its session over");
+        Ok(())
+    }
+}
+
+impl KubeSandbox {
+    /// Whether this pod runs on a persistent workspace (so another server can adopt it).
+    async fn on_workspace(&self) -> Result<bool, ApiError> {
+        let pod = self.inner.cluster.get_pod(&self.id).await?;
+        Ok(pod
+            .and_then(|p| p.metadata.labels)
+            .is_some_and(|labels| labels.contains_key(objects::LABEL_WORKSPACE)))
     }
 }
 

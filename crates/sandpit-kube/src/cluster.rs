@@ -216,6 +216,13 @@ impl Cluster {
         .map(drop)
     }
 
+    pub async fn get_secret(&self, name: &str) -> Result<Option<Secret>, ApiError> {
+        not_found_is_none(
+            self.call(|| format!("reading secret {name}"), self.secrets.get(name))
+                .await,
+        )
+    }
+
     pub async fn delete_secret(&self, name: &str) -> Result<(), ApiError> {
         let deleted = self
             .call(
@@ -240,6 +247,15 @@ impl Cluster {
             Err(e) if e.code() == Some(409) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether claim `name` exists.
+    pub async fn has_claim(&self, name: &str) -> Result<bool, ApiError> {
+        let claim = not_found_is_none(
+            self.call(|| format!("reading claim {name}"), self.claims.get(name))
+                .await,
+        )?;
+        Ok(claim.is_some())
     }
 
     pub async fn delete_claim(&self, name: &str) -> Result<(), ApiError> {

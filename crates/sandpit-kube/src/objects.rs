@@ -30,7 +30,9 @@ pub const LABEL_SANDBOX: &str = "sandpit.dev/sandbox";
 /// at creation and never changed (the server may not patch pods), so a warm pod taken by a
 /// request still says `warm`.
 pub const LABEL_POOL: &str = "sandpit.dev/pool";
-/// On a workspace claim: which workspace it holds (a digest of its `dir`).
+/// Which persistent workspace (a digest of its `dir`) a claim holds, or a sandbox pod runs
+/// on. A pod with this label belongs to its session as much as to its owner: it is what a
+/// server taking the session over adopts (see [`crate::reconcile`]).
 pub const LABEL_WORKSPACE: &str = "sandpit.dev/workspace";
 
 /// The uid and gid of everything in a sandbox pod (the image's `USER`).
@@ -146,7 +148,16 @@ pub fn claim_name(dir: &Path) -> String {
     format!("sandpit-ws-{}", workspace_digest(dir))
 }
 
-fn workspace_digest(dir: &Path) -> String {
+/// The selector of the sandbox pods on the persistent workspace at `dir`.
+pub fn workspace_selector(dir: &Path) -> String {
+    format!(
+        "{SANDBOX_SELECTOR},{LABEL_WORKSPACE}={}",
+        workspace_digest(dir)
+    )
+}
+
+/// The value of [`LABEL_WORKSPACE`] for the workspace at `dir`.
+pub fn workspace_digest(dir: &Path) -> String {
     let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
     hex::encode(&digest[..16])
 }
@@ -253,6 +264,9 @@ pub fn sandbox_pod(config: &KubeConfig, plan: &PodPlan<'_>) -> Pod {
     let limits = &plan.spec.limits;
     let mut pod_labels = labels(plan.owner, plan.name);
     pod_labels.insert(LABEL_POOL.into(), plan.pool.as_str().into());
+    if let WorkspaceSpec::Persistent { dir, .. } = &plan.spec.workspace {
+        pod_labels.insert(LABEL_WORKSPACE.into(), workspace_digest(dir));
+    }
     let workspace_source = match &plan.workspace {
         WorkspaceVolume::EmptyDir => Volume {
             name: "workspace".into(),

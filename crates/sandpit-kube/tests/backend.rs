@@ -179,7 +179,7 @@ async fn reconcile_deletes_the_pods_of_dead_owners_and_keeps_the_live_ones() {
 
     let mine = patiently("create", backend.create(&spec())).await.unwrap();
     let live = HashSet::from(["server-live".to_owned(), OWNER.to_owned()]);
-    let done = backend.reconcile(&live).await.unwrap();
+    let done = backend.reconcile(&live, &[]).await.unwrap();
     assert_eq!(done.deleted, ["of-dead"]);
     let mut pods = fake.names("pods", NS);
     pods.sort();
@@ -391,9 +391,9 @@ async fn a_persistent_workspace_gets_a_claim_that_outlives_its_pods() {
     let second = patiently("create", backend.create(&spec)).await.unwrap();
     assert_eq!(fake.names("persistentvolumeclaims", NS), claims);
     second.destroy().await.unwrap();
-    backend.delete_workspace(&dir).await.unwrap();
+    backend.remove_workspace(&dir).await.unwrap();
     assert!(fake.names("persistentvolumeclaims", NS).is_empty());
-    backend.delete_workspace(&dir).await.unwrap();
+    backend.remove_workspace(&dir).await.unwrap();
 }
 
 #[tokio::test]

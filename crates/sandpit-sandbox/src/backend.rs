@@ -3,6 +3,8 @@
 //! file operations are provided here once; a backend only says how a box is started, measured
 //! and destroyed (native namespaces today; a container engine or a Kubernetes pod later).
 
+use std::path::Path;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -35,6 +37,27 @@ pub struct Usage {
 pub trait Backend: Send + Sync {
     fn report(&self) -> BackendReport;
     async fn create(&self, spec: &SandboxSpec) -> Result<Box<dyn Sandbox>, SandboxError>;
+    /// The sandbox a server that is gone left running on `spec`'s persistent workspace, taken
+    /// over with its processes (and the terminal the agent holds); `Ok(None)` when there is
+    /// none to take, after clearing away what cannot be taken, so that [`Backend::create`]
+    /// may follow. The caller must hold the workspace's session (no other live server may
+    /// drive it). Native sandboxes die with their server: nothing is ever left to take.
+    async fn adopt(&self, spec: &SandboxSpec) -> Result<Option<Box<dyn Sandbox>>, SandboxError> {
+        let _ = spec;
+        Ok(None)
+    }
+    /// Whether the persistent workspace at `dir` still holds its files (checked when a
+    /// server starts, for the sessions it finds live). Native: its disk image is there.
+    async fn has_workspace(&self, dir: &Path) -> Result<bool, SandboxError> {
+        Ok(dir.join(crate::loopdev::IMAGE_NAME).is_file())
+    }
+    /// Releases what the backend keeps for the persistent workspace at `dir` beyond the
+    /// directory itself, which the caller removes (its session ended): a Kubernetes claim,
+    /// and any sandbox still running on it. Missing is fine.
+    async fn remove_workspace(&self, dir: &Path) -> Result<(), SandboxError> {
+        let _ = dir;
+        Ok(())
+    }
     /// Releases what the backend holds beyond its sandboxes (server shutdown).
     async fn shutdown(&self) -> Result<(), SandboxError> {
         Ok(())
@@ -50,6 +73,13 @@ pub trait Sandbox: Send + Sync {
     async fn usage(&self) -> Result<Usage, SandboxError>;
     /// Kills everything in the box and releases what it held. Idempotent.
     async fn destroy(&self) -> Result<(), SandboxError>;
+
+    /// Ends this server's hold on the box as it stops gracefully: a box that another server
+    /// can take over ([`Backend::adopt`]) is left running for it, with what its agent holds
+    /// (the terminal, for its grace period); any other box is destroyed.
+    async fn leave(&self) -> Result<(), SandboxError> {
+        self.destroy().await
+    }
 
     async fn spawn(&self, spec: ProcessSpec) -> Result<Process, SandboxError> {
         self.agent().spawn(spec).await

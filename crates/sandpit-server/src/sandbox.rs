@@ -25,6 +25,9 @@ pub struct KubeSettings<'a> {
     /// Replicas known to be live: their pods survive this process's start-up reconciliation.
     /// `None`: only this process's own left-overs are removed.
     pub live_owners: Option<std::collections::HashSet<String>>,
+    /// The workspaces of the live sessions: a sandbox pod on one survives the start-up
+    /// reconciliation whoever made it, for the replica that takes its session over.
+    pub live_workspaces: Vec<std::path::PathBuf>,
     /// The shape of warm pods (the runs' sandboxes).
     pub warm_spec: sandpit_sandbox::SandboxSpec,
 }
@@ -82,6 +85,7 @@ impl Sandboxes {
         let options = sandpit_kube::KubeOptions {
             warm_spec: kube.warm_spec,
             live_owners: kube.live_owners,
+            live_workspaces: kube.live_workspaces,
             agent_addr: None,
         };
         let backend = sandpit_kube::KubeBackend::start(config, &kube.instance_id, options)
@@ -137,6 +141,7 @@ mod tests {
             table,
             instance_id: "test".into(),
             live_owners: None,
+            live_workspaces: Vec::new(),
             warm_spec: sandpit_sandbox::SandboxSpec::new(sandpit_sandbox::SandboxLimits::default()),
         }
     }

@@ -90,6 +90,21 @@ fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 
 /// A 64-byte cookie signing key derived from the secret (domain-separated, so the secret can
 /// sign other things later without the uses colliding).
+/// The workspaces of the sessions the store says are live, for the sandbox backend's start-up
+/// reconciliation (empty, with a warning, when the store cannot say).
+async fn live_workspaces(config: &Config, store: &dyn Store) -> Vec<std::path::PathBuf> {
+    match store.live_sessions().await {
+        Ok(sessions) => sessions
+            .iter()
+            .map(|s| crate::sessions::workspace_dir(&config.workspaces_dir(), s.id))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing live sessions for the sandbox reconcile");
+            Vec::new()
+        }
+    }
+}
+
 fn cookie_key(secret: &[u8]) -> Key {
     use sha2::{Digest, Sha512};
     let derived = Sha512::new()
@@ -151,6 +166,7 @@ impl App {
                     table: &config.kubernetes,
                     instance_id: cluster.id().to_string(),
                     live_owners: cluster.live_ids().await,
+                    live_workspaces: live_workspaces(&config, store.as_ref()).await,
                     warm_spec: crate::runs::service::sandbox_spec(&config.runs.default_limits),
                 },
             )

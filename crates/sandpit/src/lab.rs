@@ -67,6 +67,7 @@ pub async fn test(config: Config, dirs: &[PathBuf], built_in: bool) -> anyhow::R
             // A process of its own: its pods are its own, and it leaves nobody else's.
             instance_id: format!("lab-test-{}", std::process::id()),
             live_owners: None,
+            live_workspaces: Vec::new(),
             warm_spec: sandpit_sandbox::SandboxSpec::new(sandpit_sandbox::SandboxLimits::default()),
         },
     )

@@ -48,6 +48,7 @@ pub fn options(fake: &Fake) -> KubeOptions {
     KubeOptions {
         warm_spec: spec(),
         live_owners: None,
+        live_workspaces: Vec::new(),
         agent_addr: Some(fake.agent_addr()),
     }
 }

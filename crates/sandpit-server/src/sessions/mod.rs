@@ -184,7 +184,7 @@ impl Sessions {
     }
 
     fn workspace_dir(&self, id: Uuid) -> PathBuf {
-        self.workspaces.join(id.simple().to_string())
+        workspace_dir(&self.workspaces, id)
     }
 
     fn spec(&self, session: &Session) -> SandboxSpec {
@@ -448,12 +448,21 @@ impl Sessions {
             .backend()
             .map_err(|why| sandbox_error(SandboxError::Unavailable(why.to_string())))?;
         self.claim(session).await?;
-        let sandbox: Arc<dyn Sandbox> = backend
-            .create(&self.spec(session))
-            .await
-            .map_err(sandbox_error)?
-            .into();
-        tracing::info!(session.id = %session.id, sandbox = sandbox.id(), "session sandbox started");
+        let spec = self.spec(session);
+        // A sandbox the session's previous replica left running (Kubernetes: its pod lives
+        // on) is taken over with its processes and held terminal; only then is one started.
+        let sandbox: Arc<dyn Sandbox> = match backend.adopt(&spec).await.map_err(sandbox_error)? {
+            Some(adopted) => {
+                tracing::info!(session.id = %session.id, sandbox = adopted.id(), "took over the session's sandbox");
+                adopted.into()
+            }
+            None => {
+                let started: Arc<dyn Sandbox> =
+                    backend.create(&spec).await.map_err(sandbox_error)?.into();
+                tracing::info!(session.id = %session.id, sandbox = started.id(), "session sandbox started");
+                started
+            }
+        };
         *slot = Some(sandbox.clone());
         Ok(sandbox)
     }
@@ -683,6 +692,11 @@ impl Sessions {
         }
         self.cluster.release(id).await;
         let dir = self.workspace_dir(id);
+        if let Ok(backend) = self.sandboxes.backend()
+            && let Err(e) = backend.remove_workspace(&dir).await
+        {
+            tracing::warn!(session.id = %id, error = %e, "releasing a workspace's storage");
+        }
         if let Err(e) = tokio::task::spawn_blocking(move || remove_dir(&dir)).await {
             tracing::warn!(session.id = %id, error = %e, "removing a workspace");
         }
@@ -737,11 +751,19 @@ impl Sessions {
     pub async fn reconcile(&self) -> Result<(), StoreError> {
         sandpit_sandbox::loopdev::detach_stale(&self.workspaces).await;
         let live = self.store.live_sessions().await?;
+        let backend = self.sandboxes.backend().ok();
         for session in live {
             let dir = self.workspace_dir(session.id);
-            if dir.join(sandpit_sandbox::loopdev::IMAGE_NAME).is_file()
-                || self.cluster.holder_elsewhere(session.id).await?.is_some()
-            {
+            let kept = match backend {
+                Some(backend) => backend.has_workspace(&dir).await.unwrap_or_else(|e| {
+                    // Not known to be lost: kept, and its next start says what is wrong.
+                    tracing::warn!(session.id = %session.id, error = %e, "checking a workspace");
+                    true
+                }),
+                // No backend to ask (it failed to start): not known to be lost either.
+                None => true,
+            };
+            if kept || self.cluster.holder_elsewhere(session.id).await?.is_some() {
                 continue;
             }
             tracing::warn!(session.id = %session.id, "a live session lost its workspace; ending it");
@@ -816,20 +838,28 @@ impl Sessions {
     pub async fn shutdown(&self) {
         let all: Vec<_> = self.live_map().drain().collect();
         for (id, live) in all {
-            if let Some(hub) = live.terminal.lock().await.take() {
-                hub.close().await;
-            }
+            // Left first: a sandbox another replica can take over keeps its shell (the hub's
+            // close below can no longer reach it); any other is destroyed with the shell.
             let sandbox = live.sandbox.lock().await.take();
             if let Some(sandbox) = sandbox
-                && let Err(e) = sandbox.destroy().await
+                && let Err(e) = sandbox.leave().await
             {
-                tracing::warn!(session.id = %id, error = %e, "destroying a session's sandbox at shutdown");
+                tracing::warn!(session.id = %id, error = %e, "leaving a session's sandbox at shutdown");
+            }
+            if let Some(hub) = live.terminal.lock().await.take() {
+                hub.close().await;
             }
         }
     }
 }
 
 /// Live in the store and not yet past its expiry (the reaper may not have ended it yet).
+/// Where session `id`'s workspace lives under `workspaces` (the same on every replica, so a
+/// Kubernetes claim named from it is found by whichever replica takes the session).
+pub fn workspace_dir(workspaces: &std::path::Path, id: Uuid) -> PathBuf {
+    workspaces.join(id.simple().to_string())
+}
+
 fn is_live(session: &Session) -> bool {
     session.status == SessionStatus::Live && session.expires_at > Utc::now()
 }
