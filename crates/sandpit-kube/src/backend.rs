@@ -92,6 +92,8 @@ struct StartedPod {
     name: String,
     addr: SocketAddr,
     key: AgentKey,
+    /// On a persistent workspace: another server can adopt it ([`KubeBackend::adopt_kube`]).
+    on_workspace: bool,
 }
 
 struct Inner {
@@ -385,18 +387,14 @@ impl Inner {
             SandboxError::Setup(format!("sandbox pod {name} has no usable address ({ip:?})"))
         })?;
         lock(&self.held).insert(name.to_owned());
-        let endpoint = AgentEndpoint { addr, key };
+        let pod = StartedPod {
+            name: name.to_owned(),
+            addr,
+            key,
+            on_workspace: true,
+        };
         // A set-up agent takes none; one still awaiting it was never handed to a session.
-        let (conn, features) =
-            AgentConnection::connect_tcp(&endpoint, None, self.config.api_timeout()).await?;
-        Ok(KubeSandbox {
-            id: name.to_owned(),
-            conn,
-            endpoint,
-            features,
-            inner: self.clone(),
-            destroyed: AtomicBool::new(false),
-        })
+        self.open(&pod, None, self.config.api_timeout()).await
     }
 
     /// Deletes the pods on the workspace at `dir` (whoever made them) and its claim.
@@ -467,6 +465,7 @@ impl Inner {
             name: name.to_owned(),
             addr,
             key,
+            on_workspace: matches!(spec.workspace, WorkspaceSpec::Persistent { .. }),
         })
     }
 
@@ -567,19 +566,29 @@ impl Inner {
         pod: &StartedPod,
         setup: &AgentSetup,
     ) -> Result<KubeSandbox, SandboxError> {
+        self.open(pod, Some(setup), self.config.ready_timeout())
+            .await
+    }
+
+    /// One connection to a pod's agent (sending `setup` to a new one), as a sandbox.
+    async fn open(
+        self: &Arc<Self>,
+        pod: &StartedPod,
+        setup: Option<&AgentSetup>,
+        timeout: Duration,
+    ) -> Result<KubeSandbox, SandboxError> {
         let endpoint = AgentEndpoint {
             addr: pod.addr,
             key: pod.key.clone(),
         };
-        let (conn, features) =
-            AgentConnection::connect_tcp(&endpoint, Some(setup), self.config.ready_timeout())
-                .await?;
+        let (conn, features) = AgentConnection::connect_tcp(&endpoint, setup, timeout).await?;
         *lock(&self.features) = features.clone();
         Ok(KubeSandbox {
             id: pod.name.clone(),
             conn,
             endpoint,
             features,
+            on_workspace: pod.on_workspace,
             inner: self.clone(),
             destroyed: AtomicBool::new(false),
         })
@@ -727,6 +736,8 @@ pub struct KubeSandbox {
     conn: AgentConnection,
     endpoint: AgentEndpoint,
     features: Vec<String>,
+    /// See [`StartedPod::on_workspace`]: what [`Sandbox::leave`] leaves running.
+    on_workspace: bool,
     inner: Arc<Inner>,
     destroyed: AtomicBool,
 }
@@ -780,7 +791,7 @@ impl Sandbox for KubeSandbox {
         if self.destroyed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        if !self.on_workspace().await? {
+        if !self.on_workspace {
             return self.destroy().await;
         }
         self.conn.close();
@@ -789,16 +800,6 @@ impl Sandbox for KubeSandbox {
         self.destroyed.store(true, Ordering::SeqCst);
         tracing::info!(pod = %self.id, "left a sandbox pod for the replica that takes its session over");
         Ok(())
-    }
-}
-
-impl KubeSandbox {
-    /// Whether this pod runs on a persistent workspace (so another server can adopt it).
-    async fn on_workspace(&self) -> Result<bool, ApiError> {
-        let pod = self.inner.cluster.get_pod(&self.id).await?;
-        Ok(pod
-            .and_then(|p| p.metadata.labels)
-            .is_some_and(|labels| labels.contains_key(objects::LABEL_WORKSPACE)))
     }
 }
 
