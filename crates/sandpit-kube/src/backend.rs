@@ -680,7 +680,7 @@ impl Backend for KubeBackend {
             .map(|s| Box::new(s) as Box<dyn Sandbox>))
     }
 
-    /// With claims, whether the claim exists; with `workspace = "store"` the files live in
+    /// With claims, whether the claim exists; with `workspace = "pod"` the files live in
     /// the pod only, so whether a pod runs on it.
     async fn has_workspace(&self, dir: &Path) -> Result<bool, SandboxError> {
         let cluster = &self.inner.cluster;
@@ -688,7 +688,7 @@ impl Backend for KubeBackend {
             crate::config::WorkspaceStorage::Pvc => {
                 cluster.has_claim(&objects::claim_name(dir)).await?
             }
-            crate::config::WorkspaceStorage::Store => !cluster
+            crate::config::WorkspaceStorage::Pod => !cluster
                 .list_pods(&objects::workspace_selector(dir), Some(1))
                 .await?
                 .is_empty(),

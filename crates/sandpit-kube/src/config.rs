@@ -13,8 +13,11 @@ pub enum WorkspaceStorage {
     /// A PersistentVolumeClaim per workspace, kept across the session's pods.
     #[default]
     Pvc,
-    /// An `emptyDir`: the server keeps the files (in its store) and copies them in.
-    Store,
+    /// An `emptyDir` in the pod: the files live as long as the pod does. They survive the
+    /// loss of a server replica (the next one adopts the pod) but not the pod's loss (an
+    /// eviction, a node's failure): for clusters without a StorageClass, or classrooms
+    /// where a session is a sitting.
+    Pod,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,12 +96,12 @@ mod tests {
             runtime_class_name = "gvisor"
             storage_class = "fast-ssd"
             warm_pods = 3
-            workspace = "store"
+            workspace = "pod"
             workspace_size_mb = 512
         "#;
         let config: KubeConfig = toml::from_str(rendered).unwrap();
         assert_eq!(config.runtime_class_name.as_deref(), Some("gvisor"));
-        assert_eq!(config.workspace, WorkspaceStorage::Store);
+        assert_eq!(config.workspace, WorkspaceStorage::Pod);
         assert_eq!(config.warm_pods, 3);
         assert_eq!(config.workspace_size_mb, 512);
         assert_eq!(

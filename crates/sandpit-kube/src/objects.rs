@@ -679,12 +679,12 @@ mod tests {
             res.limits.as_ref().unwrap()["ephemeral-storage"].0,
             (30 * MIB + EPHEMERAL_OVERHEAD).to_string()
         );
-        // With workspace = "store" the server copies files in: an emptyDir again.
-        let store = KubeConfig {
-            workspace: WorkspaceStorage::Store,
+        // With workspace = "pod" the files live in the pod: an emptyDir again.
+        let in_pod = KubeConfig {
+            workspace: WorkspaceStorage::Pod,
             ..KubeConfig::default()
         };
-        assert_eq!(workspace_volume(&store, &spec), WorkspaceVolume::EmptyDir);
+        assert_eq!(workspace_volume(&in_pod, &spec), WorkspaceVolume::EmptyDir);
     }
 
     #[test]

@@ -1094,7 +1094,7 @@ workspaces_dir = ""
 
 [kubernetes]
 # Read when sandbox.backend = "kubernetes" (keys and defaults: docs/kubernetes.md): namespace,
-# image, agent_port, runtime_class_name, warm_pods, workspace ("pvc" or "store"),
+# image, agent_port, runtime_class_name, warm_pods, workspace ("pvc" or "pod"),
 # storage_class, workspace_size_mb, ready_timeout_ms, api_timeout_ms, api_url,
 # service_account, image_pull_policy.
 

@@ -82,6 +82,28 @@ impl Api {
         (status, value)
     }
 
+    /// POSTs `body` to `path` in a task of its own, for a request that is to be cut off: its
+    /// status and JSON body (null when there is none).
+    fn post_in_background(
+        &self,
+        server: &Server,
+        path: &str,
+        body: Value,
+    ) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+        let (http, token, url) = (self.http.clone(), self.token.clone(), server.url(path));
+        tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    }
+
     async fn read(&self, server: &Server, session: &str, path: &str) -> (StatusCode, String) {
         let res = self
             .http
@@ -93,7 +115,7 @@ impl Api {
         (res.status(), res.text().await.unwrap())
     }
 
-    /// Writes a file; whether it was written (201 made, 204 replaced).
+    /// Writes a file; whether it was written (201 made, 200 or 204 replaced).
     async fn write(&self, server: &Server, session: &str, path: &str, body: &str) -> bool {
         let status = self
             .http
@@ -105,7 +127,7 @@ impl Api {
             .unwrap()
             .status();
         assert!(
-            [StatusCode::CREATED, StatusCode::NO_CONTENT].contains(&status),
+            [StatusCode::OK, StatusCode::CREATED, StatusCode::NO_CONTENT].contains(&status),
             "writing {path}: {status}"
         );
         true
@@ -223,6 +245,55 @@ async fn running(server: &Server) -> u64 {
         .await
         .unwrap();
     body["sessions"]["running"].as_u64().unwrap()
+}
+
+/// Lets `request` (one forwarded to the session's holder) run for `after`, runs `kill` (the
+/// holder's death), and checks that the request answers a clear 503 rather than hanging.
+async fn cut_off(
+    request: tokio::task::JoinHandle<(StatusCode, Value)>,
+    after: Duration,
+    kill: impl FnOnce(),
+) {
+    tokio::time::sleep(after).await;
+    kill();
+    let (status, body) = tokio::time::timeout(PATIENCE, request)
+        .await
+        .expect("the cut-off request hung")
+        .unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "replica_unavailable", "{body}");
+}
+
+/// Polls the session's file listing on `server` until it answers: while the session's holder
+/// is not yet known to be gone, every refusal is a 503 with Retry-After naming why.
+async fn until_taken_over(api: &Api, server: &Server, session: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = api
+            .call(
+                server,
+                "GET",
+                &format!("/api/v1/sessions/{session}/files"),
+                None,
+            )
+            .await;
+        if status == StatusCode::OK {
+            return;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            ["replica_unavailable", "session_moving"]
+                .contains(&body["error"]["code"].as_str().unwrap_or("")),
+            "{body}"
+        );
+        assert_eq!(body["retry_after"], true, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the session was never taken over:\n{}",
+            server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,60 +430,16 @@ async fn one_session_through_two_replicas_and_the_loss_of_one() {
     );
 
     // A dies in the middle of a request forwarded to it: a clear error, never a hang.
-    let exec = {
-        let (http, token, url) = (
-            api.http.clone(),
-            api.token.clone(),
-            b.url(&format!("/api/v1/sessions/{session}/exec")),
-        );
-        tokio::spawn(async move {
-            let res = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({"argv": ["sleep", "20"], "timeout_ms": 30000}))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    a.kill();
-    let (status, body) = exec.await.unwrap();
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "replica_unavailable", "{body}");
+    let exec = api.post_in_background(
+        &b,
+        &format!("/api/v1/sessions/{session}/exec"),
+        json!({"argv": ["sleep", "20"], "timeout_ms": 30000}),
+    );
+    cut_off(exec, Duration::from_millis(500), || a.kill()).await;
 
     // Until A is known to be gone, B says so with Retry-After; then B takes the session over
     // and starts its sandbox on the same workspace.
-    let deadline = Instant::now() + PATIENCE;
-    let refusals = loop {
-        let (status, body) = api
-            .call(
-                &b,
-                "GET",
-                &format!("/api/v1/sessions/{session}/files"),
-                None,
-            )
-            .await;
-        if status == StatusCode::OK {
-            break body;
-        }
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert!(
-            ["replica_unavailable", "session_moving"]
-                .contains(&body["error"]["code"].as_str().unwrap_or("")),
-            "{body}"
-        );
-        assert_eq!(body["retry_after"], true, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "B never took the session over:\n{}",
-            b.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert!(refusals.is_object() || refusals.is_array(), "{refusals}");
+    until_taken_over(&api, &b, &session).await;
     assert_eq!(
         api.read(&b, &session, "project/hello.txt").await,
         (StatusCode::OK, "hello sandpit\n".to_owned())
@@ -515,5 +542,254 @@ async fn replicas_racing_for_a_suspended_session_start_one_sandbox() {
         assert_eq!(body["stdout"], "kept\n", "{body}");
     }
     assert_eq!(running(&b).await + running(&c).await, 1);
+    assert_eq!(devices_backing(&image_of(root, &session)), 1);
+}
+
+/// An upload cut off by its holder's death: the request's head and the first `sent` bytes of
+/// `body` go to `server` over a raw connection (so the test decides when the body stops),
+/// then `kill` runs, then the answer is read. Returns its status line and body.
+async fn upload_cut_short(
+    server: &Server,
+    token: &str,
+    session: &str,
+    body: &[u8],
+    sent: usize,
+    kill: impl FnOnce(),
+) -> (String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/sessions/{session}/archive HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {token}\r\ncontent-type: application/gzip\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body[..sent]).await.unwrap();
+    conn.flush().await.unwrap();
+    // Time for the head and those bytes to be forwarded on to the holder.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, conn.read_to_end(&mut answer))
+        .await
+        .expect("no answer to the cut-off upload")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    // The body of a small JSON answer: one chunk, or the whole with content-length.
+    let json = body
+        .find('{')
+        .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// A `.tar.gz` of `count` files `upload/file-N.bin` of `size` bytes each that do not compress
+/// (so the archive is large enough to be cut off in the middle).
+fn incompressible_archive(root: &Path, count: usize, size: usize) -> Vec<u8> {
+    let src = root.join("archive-src");
+    std::fs::create_dir_all(src.join("upload")).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for n in 0..count {
+        let bytes: Vec<u8> = (0..size)
+            .map(|_| {
+                // xorshift: cheap noise that gzip cannot shrink.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        std::fs::write(src.join(format!("upload/file-{n}.bin")), bytes).unwrap();
+    }
+    let out = root.join("upload.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg("upload")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+/// The caller's attempts of `step` in `session`.
+async fn attempts_of(api: &Api, server: &Server, session: &str, step: &str) -> Vec<Value> {
+    let (status, list) = api
+        .call(
+            server,
+            "GET",
+            &format!("/api/v1/attempts?session={session}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["step"] == step)
+        .cloned()
+        .collect()
+}
+
+/// The judge and an archive upload each cut off by the death of the replica holding the
+/// sandbox, through a replica that forwards to it: each answers a clear error at once, and
+/// what was acknowledged before (files written, an attempt recorded) is all there when the
+/// next replica takes the session over; what was not acknowledged left nothing half done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_judge_or_mid_upload_loses_no_acknowledged_write() {
+    let pg = sandpit_testkit::postgres_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut a = replica(root, "a", &pg, 1_900_302_000).await;
+    let mut b = replica(root, "b", &pg, 1_900_302_300).await;
+    let api = signup(&a, "hopper").await;
+    let (status, started) = api
+        .call(
+            &a,
+            "POST",
+            "/api/v1/labs/shell-basics/start",
+            Some(json!({})),
+        )
+        .await;
+    assert!(status.is_success(), "{started}");
+    let session = started["session"]["id"].as_str().unwrap().to_owned();
+
+    // Acknowledged through B (forwarded to A, which holds the sandbox): a file, and an attempt.
+    assert!(api.write(&b, &session, "kept.txt", "acknowledged\n").await);
+    let (status, first) = api
+        .call(
+            &b,
+            "POST",
+            &format!("/api/v1/sessions/{session}/judge"),
+            Some(json!({"step": "files"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // A script the "script" step's checks run, slow enough to be judged when A dies.
+    assert!(
+        api.write(
+            &b,
+            &session,
+            "greet.sh",
+            "#!/bin/bash\nsleep 4\necho \"Hello, ${1:-sandpit}!\"\n",
+        )
+        .await
+    );
+
+    // Mid-judge: A is killed while its checks run.
+    let judged = api.post_in_background(
+        &b,
+        &format!("/api/v1/sessions/{session}/judge"),
+        json!({"step": "script"}),
+    );
+    // Its slow check has started by then.
+    cut_off(judged, Duration::from_millis(1500), || a.kill()).await;
+
+    // B takes over: the file and the recorded attempt are there; the cut-off judge recorded
+    // nothing, and judging again records exactly one attempt.
+    until_taken_over(&api, &b, &session).await;
+    assert_eq!(
+        api.read(&b, &session, "kept.txt").await,
+        (StatusCode::OK, "acknowledged\n".to_owned())
+    );
+    let files = attempts_of(&api, &b, &session, "files").await;
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["id"], first["id"]);
+    assert!(attempts_of(&api, &b, &session, "script").await.is_empty());
+    assert!(
+        api.write(
+            &b,
+            &session,
+            "greet.sh",
+            "#!/bin/bash\necho \"Hello, ${1:-sandpit}!\"\n"
+        )
+        .await
+    );
+    let (status, out) = api
+        .call(
+            &b,
+            "POST",
+            &format!("/api/v1/sessions/{session}/exec"),
+            Some(json!({"argv": ["chmod", "+x", "greet.sh"]})),
+        )
+        .await;
+    assert_eq!((status, &out["exit_code"]), (StatusCode::OK, &json!(0)));
+    let (status, judged) = api
+        .call(
+            &b,
+            "POST",
+            &format!("/api/v1/sessions/{session}/judge"),
+            Some(json!({"step": "script"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{judged}");
+    assert_eq!(judged["passed"], true, "{judged}");
+    assert_eq!(attempts_of(&api, &b, &session, "script").await.len(), 1);
+
+    // Mid-upload: C forwards an upload to B, which holds the sandbox now, and B is killed
+    // with half the archive sent.
+    let c = replica(root, "c", &pg, 1_900_302_600).await;
+    let archive = incompressible_archive(root, 8, 256 << 10);
+    let (status, body) = upload_cut_short(
+        &c,
+        &api.token,
+        &session,
+        &archive,
+        archive.len() / 2,
+        || b.kill(),
+    )
+    .await;
+    assert!(status.contains(" 503 "), "{status}: {body}");
+    assert_eq!(body["error"]["code"], "replica_unavailable", "{body}");
+
+    // C takes over: everything acknowledged is there, nothing of the cut-off upload is, and
+    // the upload sent again lands whole.
+    until_taken_over(&api, &c, &session).await;
+    assert_eq!(
+        api.read(&c, &session, "kept.txt").await,
+        (StatusCode::OK, "acknowledged\n".to_owned())
+    );
+    assert_eq!(
+        api.read(&c, &session, "greet.sh").await,
+        (
+            StatusCode::OK,
+            "#!/bin/bash\necho \"Hello, ${1:-sandpit}!\"\n".to_owned()
+        )
+    );
+    assert_eq!(
+        api.read(&c, &session, "upload/file-0.bin").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let res = api
+        .http
+        .post(c.url(&format!("/api/v1/sessions/{session}/archive")))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/gzip")
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let uploaded: Value = res.json().await.unwrap();
+    assert_eq!(uploaded["bytes"], 8 * (256 << 10), "{uploaded}");
+    let (status, out) = api
+        .call(
+            &c,
+            "POST",
+            &format!("/api/v1/sessions/{session}/exec"),
+            Some(json!({"argv": ["sh", "-c", "cat upload/*.bin | wc -c"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["stdout"], format!("{}\n", 8 * (256 << 10)), "{out}");
+    assert_eq!(running(&c).await, 1);
     assert_eq!(devices_backing(&image_of(root, &session)), 1);
 }

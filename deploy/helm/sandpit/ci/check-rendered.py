@@ -130,7 +130,7 @@ def check_config(toml_text, binary):
     for key in ("namespace", "image", "agent_port", "warm_pods", "workspace", "workspace_size_mb"):
         if key not in k:
             fail(f"sandpit.toml: [kubernetes] lacks {key}")
-    if k.get("workspace") not in ("pvc", "store"):
+    if k.get("workspace") not in ("pvc", "pod"):
         fail(f"sandpit.toml: kubernetes.workspace is {k.get('workspace')!r}")
     if cfg.get("data_dir") != "/var/lib/sandpit":
         fail(f"sandpit.toml: data_dir is {cfg.get('data_dir')!r}")

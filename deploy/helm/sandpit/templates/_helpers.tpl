@@ -134,8 +134,8 @@ Called with (list map "dotted.prefix").
 
 {{/* Fails the render on settings that cannot work. */}}
 {{- define "sandpit.validate" -}}
-{{- if not (has .Values.kubernetes.workspace (list "pvc" "store")) -}}
-{{- fail (printf "kubernetes.workspace must be \"pvc\" or \"store\", not %q" .Values.kubernetes.workspace) -}}
+{{- if not (has .Values.kubernetes.workspace (list "pvc" "pod")) -}}
+{{- fail (printf "kubernetes.workspace must be \"pvc\" or \"pod\", not %q" .Values.kubernetes.workspace) -}}
 {{- end -}}
 {{- if and .Values.sandboxes.createNamespace (not (include "sandpit.sandboxNamespaceIsOwn" .)) -}}
 {{- fail "sandboxes.createNamespace: the sandbox namespace is the release's own namespace, which exists already; set sandboxes.createNamespace=false" -}}
