@@ -336,6 +336,9 @@ pub enum StdioMode {
     Pipes,
     /// One pseudo-terminal for all three; output arrives as stdout.
     Pty { rows: u16, cols: u16 },
+    /// A pipe for stdin, and one pipe that is both stdout and stderr (a shell's `2>&1`): the
+    /// output arrives as stdout, in the order it was written.
+    Merged,
 }
 
 /// Limits on one process (and what it starts).

@@ -1782,7 +1782,11 @@ for fd in sorted(int(f) for f in os.listdir('/proc/self/fd')):
     except OSError:
         print(fd, 'closed')
 ";
-    for stdio in [StdioMode::Pipes, StdioMode::Pty { rows: 24, cols: 80 }] {
+    for stdio in [
+        StdioMode::Pipes,
+        StdioMode::Merged,
+        StdioMode::Pty { rows: 24, cols: 80 },
+    ] {
         let mut probe_spec = spec(&[PYTHON, "-c", probe]);
         probe_spec.stdio = stdio;
         let out = run_spec(sandbox.as_ref(), probe_spec).await;
@@ -1793,7 +1797,9 @@ for fd in sorted(int(f) for f in os.listdir('/proc/self/fd')):
         for (i, line) in fds[..3].iter().enumerate() {
             let target = line.split_once(' ').unwrap().1.trim();
             match stdio {
-                StdioMode::Pipes => assert!(target.starts_with("pipe:"), "{stdout}"),
+                StdioMode::Pipes | StdioMode::Merged => {
+                    assert!(target.starts_with("pipe:"), "{stdout}")
+                }
                 StdioMode::Pty { .. } => {
                     assert!(target.starts_with("/dev/pts/"), "fd {i}: {stdout}")
                 }
@@ -1801,6 +1807,13 @@ for fd in sorted(int(f) for f in os.listdir('/proc/self/fd')):
         }
         assert!(fds[3].starts_with("3 "), "{stdout}");
         assert!(!stdout.contains("socket:"), "{stdout}");
+        // Merged: stdout and stderr are one pipe; with pipes, three different ones.
+        let pipe_of = |fd: usize| fds[fd].split_once(' ').unwrap().1.trim();
+        assert_eq!(
+            pipe_of(1) == pipe_of(2),
+            matches!(stdio, StdioMode::Merged | StdioMode::Pty { .. }),
+            "{stdout}"
+        );
     }
 }
 

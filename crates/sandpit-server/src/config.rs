@@ -22,6 +22,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "sandbox",
     "runs",
+    "judge0",
     "sessions",
     "labs",
     "jobs",
@@ -63,6 +64,8 @@ pub struct Config {
     pub kubernetes: std::collections::BTreeMap<String, serde_json::Value>,
     /// Language models for hints and explanations (none by default).
     pub llm: crate::llm::LlmConfig,
+    /// The Judge0-compatible API (`/judge0`): callbacks, batch and zip sizes.
+    pub judge0: crate::compat::judge0::Judge0Config,
 }
 
 /// Labs: where more lab folders come from, and the learner-facing limits of judge and hints.
@@ -396,6 +399,7 @@ impl Default for Config {
             cluster: crate::cluster::ClusterConfig::default(),
             kubernetes: std::collections::BTreeMap::new(),
             llm: crate::llm::LlmConfig::default(),
+            judge0: crate::compat::judge0::Judge0Config::default(),
         }
     }
 }
@@ -1131,6 +1135,15 @@ window_bytes = 262144
 output_rate_bytes_per_sec = 4194304
 # Lines of history kept and redrawn for a client that attaches.
 scrollback = 1000
+
+[judge0]
+# The Judge0 CE-compatible API at /judge0 (docs/compat.md); its limits are [runs]'s.
+# Hosts a submission's callback_url may name, exactly. Empty: callbacks are refused, so the
+# server never calls an address a caller chose.
+callback_hosts = []
+# Submissions in one batch; largest unpacked additional_files zip (KiB).
+max_batch_size = 20
+max_extract_kb = 10240
 
 [llm]
 # Language models that write hints and explanations. Without one, hints come from the lab's

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod apps;
 pub mod auth;
 pub mod cluster;
+pub mod compat;
 pub mod config;
 pub mod databases;
 pub mod docker;

@@ -631,11 +631,23 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
         .envs(&spec.env)
         .current_dir(&spec.cwd);
     let mut pty_master = None;
+    let mut merged = None;
     match spec.stdio {
         StdioMode::Pipes => {
             cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
+        }
+        StdioMode::Merged => {
+            // Close-on-exec in the agent; the child gets its copies as fds 1 and 2. The write
+            // ends the agent holds go with `cmd` after the spawn, so the output ends at EOF.
+            let (read, write) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+            let write2 = write.try_clone().map_err(|e| format!("pipe: {e}"))?;
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::from(write))
+                .stderr(Stdio::from(write2));
+            merged = Some(read);
         }
         StdioMode::Pty { rows, cols } => {
             let ws = nix::pty::Winsize {
@@ -702,11 +714,14 @@ fn spawn(state: &Shared, out: &Out, id: u32, spec: ProcessSpec) -> Result<libc::
             }
             None => {
                 let stdin = child.stdin.take().map(|s| async_fd(s.into())).transpose()?;
-                let stdout = child
-                    .stdout
-                    .take()
-                    .map(|s| async_fd(s.into()))
-                    .transpose()?;
+                let stdout = match merged {
+                    Some(read) => Some(async_fd(read)?),
+                    None => child
+                        .stdout
+                        .take()
+                        .map(|s| async_fd(s.into()))
+                        .transpose()?,
+                };
                 let stderr = child
                     .stderr
                     .take()

@@ -47,5 +47,9 @@ pub fn start_workers(state: &AppState) -> Workers {
         crate::apps::deploy::KIND.into(),
         Arc::new(crate::apps::deploy::DeployJob(state.apps.clone())),
     );
+    handlers.insert(
+        crate::compat::judge0::KIND.into(),
+        crate::compat::judge0::handler(state),
+    );
     Workers::start(&state.queue, handlers, worker_config(&state.config.jobs))
 }

@@ -147,7 +147,9 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let (documented, openapi) = documented(&state);
     let openapi = Arc::new(openapi);
-    let documented = documented.merge(crate::apps::proxy::router());
+    let documented = documented
+        .merge(crate::apps::proxy::router())
+        .merge(crate::compat::judge0::router(&state));
     let router = documented
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))

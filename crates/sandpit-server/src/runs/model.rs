@@ -164,6 +164,11 @@ pub struct Plan {
     pub cases: Vec<(Vec<u8>, Option<String>)>,
     pub has_tests: bool,
     pub limits: RunLimits,
+    /// Appended to the runtime's compile command (allowlisted by the caller: Judge0's
+    /// `compiler_options`).
+    pub compile_args: Vec<String>,
+    /// The program's stderr goes into its stdout, in the order written.
+    pub merge_stderr: bool,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
@@ -256,6 +261,8 @@ impl RunRequest {
             cases,
             has_tests,
             limits,
+            compile_args: Vec::new(),
+            merge_stderr: false,
         })
     }
 }

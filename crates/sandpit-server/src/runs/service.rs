@@ -298,7 +298,9 @@ async fn run_plan(
             open_files: OPEN_FILES,
             output_bytes: Some(c.output_bytes),
         };
-        let mut stage = execute(sandbox, spec(compile_argv.clone(), runtime, limits), b"").await?;
+        let mut argv = compile_argv.clone();
+        argv.extend(plan.compile_args.iter().cloned());
+        let mut stage = execute(sandbox, spec(argv, runtime, limits), b"").await?;
         if stage.status == StageStatus::RuntimeError {
             stage.status = StageStatus::CompileError;
         }
@@ -313,7 +315,13 @@ async fn run_plan(
     let limits = process_limits(&plan.limits, OPEN_FILES);
     let mut tests = Vec::new();
     for (stdin, expected) in &plan.cases {
-        let stage = execute(sandbox, spec(argv.clone(), runtime, limits), stdin).await?;
+        let stage = execute_merged(
+            sandbox,
+            spec(argv.clone(), runtime, limits),
+            stdin,
+            plan.merge_stderr,
+        )
+        .await?;
         let passed = expected
             .as_ref()
             .map(|e| stage.status == StageStatus::Ok && same_output(&stage.stdout, e));
@@ -334,6 +342,19 @@ pub(crate) async fn execute(
     spec: ProcessSpec,
     stdin: &[u8],
 ) -> Result<Stage, SandboxError> {
+    execute_merged(sandbox, spec, stdin, false).await
+}
+
+/// [`execute`], with stderr and stdout one pipe (`2>&1`) when `merge_stderr`.
+async fn execute_merged(
+    sandbox: &dyn Sandbox,
+    mut spec: ProcessSpec,
+    stdin: &[u8],
+    merge_stderr: bool,
+) -> Result<Stage, SandboxError> {
+    if merge_stderr {
+        spec.stdio = sandpit_sandbox::StdioMode::Merged;
+    }
     let mut process = match sandbox.spawn(spec).await {
         Ok(p) => p,
         Err(SandboxError::Spawn(message)) => {

@@ -19,6 +19,7 @@ mod helpers;
 mod hostile_runs;
 mod jobs;
 mod journey;
+mod judge0;
 mod labs;
 mod openapi;
 mod ops;
