@@ -1,5 +1,5 @@
-"""Judge0's official Python SDK (judge0 on PyPI, written by Judge0's authors) against sandpit's
-Judge0-compatible API: single and batch submissions, test cases, compile errors, runtime
+"""Judge0's official Python SDK (judge0 on PyPI, written by Judge0's authors) and a Piston
+client (piston-client on npm, run by node) against sandpit's compatible APIs. Judge0: single and batch submissions, test cases, compile errors, runtime
 errors, time limits and expected output, through the SDK's own calls; then the bad input
 Judge0 itself was escaped with, through raw HTTP, each answered in Judge0's error shape.
 
@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -18,7 +19,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api-fuzz"))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "api-fuzz"))
 from fuzz import Server, call  # noqa: E402
 
 os.environ.setdefault("JUDGE0_SUPPRESS_PREVIEW_WARNING", "1")
@@ -191,7 +193,7 @@ def bad_input(base: str, token: str, other: str) -> None:
     check("chown/chmod tricks stay inside the sandbox", s == 201 and not os.path.exists("/etc/sandpit-was-here") and oct(os.stat("/etc/passwd").st_mode & 0o777) == "0o644", (s, b))
 
     s, b = raw(base, "POST", "/judge0/submissions", None, {"source_code": "print(1)", "language_id": 71})
-    check("no token: 401 with an error", s == 401 and isinstance(b, dict) and "error" in b, (s, b))
+    check("no token: 401 with Judge0's {\"error\": message}", s == 401 and isinstance(b, dict) and isinstance(b.get("error"), str), (s, b))
     s, b = raw(base, "POST", "/judge0/submissions", token, {"source_code": "print(1)", "language_id": 71}, header="Authorization")
     check("Authorization: Bearer works too", s == 201 and "token" in b, (s, b))
     mine = b.get("token") if isinstance(b, dict) else None
@@ -201,6 +203,38 @@ def bad_input(base: str, token: str, other: str) -> None:
     check("unknown fields: 400 naming them", s == 400 and "nonsense" in json.dumps(b), (s, b))
     s, b = raw(base, "GET", f"/judge0/submissions/batch?tokens={mine},not-a-token", token)
     check("batch get: null for a token that is not the caller's", s == 200 and b["submissions"][1] is None and b["submissions"][0]["token"] == mine, (s, b))
+
+
+def piston_cases(base: str, token: str) -> None:
+    """piston-client's view, run by node; its answers are checked here."""
+    server = base.replace("http://", f"http://sandpit:{token}@", 1) + "/piston"
+    done = subprocess.run(["node", str(HERE / "piston.mjs"), server], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        check("piston-client ran", False, done.stderr[-2000:])
+        return
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    names = {r["language"] for r in out["runtimes"]} if isinstance(out["runtimes"], list) else set()
+    check("piston: runtimes list python, c, bash", {"python", "c", "bash"} <= names, out["runtimes"])
+    py = out["python"]
+    check(
+        "piston: python with stdin and the client's default args",
+        py.get("run", {}).get("stdout") == "tipdnas ['1', '2', '3']\n" and py["run"]["code"] == 0 and py["language"] == "python",
+        py,
+    )
+    c = out["c"]
+    check("piston: c compiles and runs", c.get("compile", {}).get("code") == 0 and c.get("run", {}).get("stdout") == "from c\n", c)
+    ce = out["compile_error"]
+    check("piston: a compile error is the compile stage's", ce.get("compile", {}).get("code") not in (0, None) and "oops" in ce["compile"]["stderr"], ce)
+    re_ = out["runtime_error"]
+    check("piston: an exit code", re_.get("run", {}).get("code") == 3 and re_["run"]["stdout"] == "partial\n", re_)
+    to = out["timeout"]
+    check("piston: a time limit", to.get("run", {}).get("status") == "TO" and to["run"]["signal"] == "SIGKILL" or to.get("run", {}).get("status") == "TO", to)
+    files = out["files"]
+    check("piston: several files", files.get("run", {}).get("stdout") == "42\n", files)
+    unknown = out["unknown"]
+    check("piston: an unknown language is Piston's 400 message", "runtime is unknown" in unknown.get("message", ""), unknown)
+    s, b = raw(base, "GET", "/piston/api/v2/runtimes", None)
+    check("piston: no token is refused, in Piston's shape", s == 401 and isinstance(b, dict) and isinstance(b.get("message"), str), (s, b))
 
 
 def make_user(base: str, name: str) -> str:
@@ -218,6 +252,7 @@ def main() -> int:
         client = judge0.Client(endpoint=server.base + "/judge0", headers={"X-Auth-Token": token})
         sdk_cases(client)
         bad_input(server.base, token, other)
+        piston_cases(server.base, token)
     finally:
         server.stop()
     for line in server.problems():

@@ -149,7 +149,8 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let documented = documented
         .merge(crate::apps::proxy::router())
-        .merge(crate::compat::judge0::router(&state));
+        .merge(crate::compat::judge0::router(&state))
+        .merge(crate::compat::piston::router(&state));
     let router = documented
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))

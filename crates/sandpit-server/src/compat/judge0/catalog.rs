@@ -81,7 +81,7 @@ pub fn languages(registry: &Registry) -> Vec<Language> {
 
 /// The first thing in a version line that looks like a version number (`Python 3.11.2` →
 /// `3.11.2`, `gcc (Debian 12.2.0-14) 12.2.0` → `12.2.0`), else the line.
-fn version_number(line: &str) -> &str {
+pub(crate) fn version_number(line: &str) -> &str {
     line.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == 'v')
         .find(|w| {
             w.contains('.')

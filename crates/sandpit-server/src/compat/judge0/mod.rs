@@ -9,7 +9,7 @@
 //! `422 {"field": ["message"]}` for a bad submission, `{"error": "..."}` otherwise.
 //! `docs/compat.md` lists what is and is not Judge0's behaviour.
 
-mod catalog;
+pub(crate) mod catalog;
 pub mod config;
 mod files;
 mod outcome;
@@ -163,11 +163,15 @@ async fn about() -> axum::Json<Value> {
     }))
 }
 
-async fn config_info(State(state): State<AppState>, _user: CurrentUser) -> axum::Json<Value> {
+async fn config_info(
+    State(state): State<AppState>,
+    user: std::result::Result<CurrentUser, ApiError>,
+) -> Result<axum::Json<Value>> {
+    user?;
     let runs = &state.config.runs;
     let (d, m) = (&runs.default_limits, &runs.max_limits);
     let seconds = |ms: u64| ms as f64 / 1000.0;
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "maintenance_mode": false,
         "enable_wait_result": true,
         "enable_compiler_options": true,
@@ -207,14 +211,18 @@ async fn config_info(State(state): State<AppState>, _user: CurrentUser) -> axum:
         "use_docs_as_homepage": false,
         "allow_enable_network": false,
         "enable_network": false,
-    }))
+    })))
 }
 
 async fn statuses() -> axum::Json<Value> {
     axum::Json(json!(STATUSES.iter().map(|s| s.view()).collect::<Vec<_>>()))
 }
 
-async fn languages(State(state): State<AppState>, _user: CurrentUser) -> Result<axum::Json<Value>> {
+async fn languages(
+    State(state): State<AppState>,
+    user: std::result::Result<CurrentUser, ApiError>,
+) -> Result<axum::Json<Value>> {
+    user?;
     let registry = state.runs.registry().await?;
     let list: Vec<Value> = catalog::languages(registry)
         .into_iter()
@@ -225,9 +233,10 @@ async fn languages(State(state): State<AppState>, _user: CurrentUser) -> Result<
 
 async fn language(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: std::result::Result<CurrentUser, ApiError>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<catalog::Language>> {
+    user?;
     let registry = state.runs.registry().await?;
     let id: i64 = id
         .parse()
@@ -284,10 +293,11 @@ async fn enqueue(
 /// `wait=true`.
 async fn create(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    user: std::result::Result<CurrentUser, ApiError>,
     Query(options): Query<Options>,
     body: Bytes,
 ) -> Result<Response> {
+    let CurrentUser(principal) = user?;
     let base64 = options.base64()?;
     let wait = Options::flag(options.wait.as_ref(), "wait")?;
     let fields = options.fields()?;
@@ -396,10 +406,11 @@ async fn owned(state: &AppState, user: Uuid, token: &str) -> Result<Option<Job>>
 
 async fn get_one(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    user: std::result::Result<CurrentUser, ApiError>,
     Path(token): Path<String>,
     Query(options): Query<Options>,
 ) -> Result<axum::Json<Value>> {
+    let CurrentUser(principal) = user?;
     let base64 = options.base64()?;
     let fields = options.fields()?;
     let job = owned(&state, principal.user.id, &token)
@@ -412,10 +423,11 @@ async fn get_one(
 /// token or its errors, as Judge0 answers a batch.
 async fn create_batch(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    user: std::result::Result<CurrentUser, ApiError>,
     Query(options): Query<Options>,
     body: Bytes,
 ) -> Result<Response> {
+    let CurrentUser(principal) = user?;
     let base64 = options.base64()?;
     let body = parse_body(&body)?;
     let Some(list) = body.get("submissions").and_then(Value::as_array) else {
@@ -448,9 +460,10 @@ async fn create_batch(
 /// that names none of the caller's submissions.
 async fn get_batch(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    user: std::result::Result<CurrentUser, ApiError>,
     Query(options): Query<Options>,
 ) -> Result<axum::Json<Value>> {
+    let CurrentUser(principal) = user?;
     let base64 = options.base64()?;
     let fields = options.fields()?;
     let tokens: Vec<&str> = options
