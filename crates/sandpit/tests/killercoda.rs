@@ -71,6 +71,19 @@ fn a_scenario_imports_validates_and_passes_its_test() {
         "{report}"
     );
 
+    // A setup that fails (a background script needing root, say) fails the lab's test, saying
+    // how: the learner would get a workspace without its files.
+    std::fs::write(lab.join("setup.sh"), "echo needs root >&2\nexit 3\n").expect("edit setup.sh");
+    let out = sandpit(&dir, &["lab", "test"], &[&lab]);
+    let report = shown(&out);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains(
+            "FAIL linux-logs: with the solution, the setup script exited with code 3: needs root"
+        ),
+        "{report}"
+    );
+
     // Never over an author's folder.
     let out = sandpit(
         &dir,
