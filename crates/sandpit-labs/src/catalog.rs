@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rust_embed::RustEmbed;
 
+use crate::killercoda;
 use crate::lab::Lab;
 use crate::load::{self, FolderFiles, LoadOptions, Problem};
 
@@ -68,7 +69,7 @@ impl Catalog {
             };
             for folder in folders {
                 let source = folder.display().to_string();
-                match load::read_dir(&folder) {
+                match load::read_dir(&folder).and_then(|files| as_lab(&folder, files)) {
                     Ok(files) => catalog.add(files, source, environments, &mut skipped),
                     Err(problems) => skipped.push(Skipped { source, problems }),
                 }
@@ -142,9 +143,40 @@ pub fn built_in_folders() -> BTreeMap<String, FolderFiles> {
     folders
 }
 
-/// `dir` itself when it holds a lab.toml, else its sub-folders that do (sorted).
+/// A folder's files as a lab's: a Killercoda scenario is imported in memory, its report
+/// logged (once: folders are read at start-up).
+fn as_lab(folder: &Path, files: FolderFiles) -> Result<FolderFiles, Vec<Problem>> {
+    if !killercoda::is_scenario(&files) {
+        return Ok(files);
+    }
+    let name = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match killercoda::import(&files, &name) {
+        Ok(imported) => {
+            for note in &imported.report.notes {
+                tracing::info!(folder = %folder.display(), slug = imported.slug, "killercoda import: {note}");
+            }
+            Ok(imported.files)
+        }
+        Err(e) => Err(vec![Problem {
+            file: killercoda::INDEX.into(),
+            line: None,
+            message: e.to_string(),
+        }]),
+    }
+}
+
+/// Whether `dir` is a lab folder: it holds a lab.toml, or a Killercoda scenario's index.json.
+fn is_lab_folder(dir: &Path) -> bool {
+    dir.join("lab.toml").is_file() || dir.join(killercoda::INDEX).is_file()
+}
+
+/// `dir` itself when it is a lab folder (a lab.toml, or a Killercoda scenario's index.json),
+/// else its sub-folders that are (sorted).
 pub fn lab_folders(dir: &Path) -> Result<Vec<PathBuf>, Problem> {
-    if dir.join("lab.toml").is_file() {
+    if is_lab_folder(dir) {
         return Ok(vec![dir.to_path_buf()]);
     }
     let entries = std::fs::read_dir(dir).map_err(|e| Problem {
@@ -156,14 +188,14 @@ pub fn lab_folders(dir: &Path) -> Result<Vec<PathBuf>, Problem> {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| p.join("lab.toml").is_file())
+        .filter(|p| is_lab_folder(p))
         .collect();
     folders.sort();
     if folders.is_empty() {
         return Err(Problem {
             file: ".".into(),
             line: None,
-            message: "holds no lab.toml, and none of its folders does".into(),
+            message: "holds no lab.toml (nor index.json), and none of its folders does".into(),
         });
     }
     Ok(folders)

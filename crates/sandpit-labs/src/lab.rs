@@ -26,6 +26,10 @@ pub struct Lab {
     pub starter: Files,
     /// Written over the starter by `sandpit lab test`; never shown to learners.
     pub solution: Files,
+    /// Run once (as `/bin/bash -c`) in a new workspace after the starter files.
+    pub setup: Option<String>,
+    /// Run by `sandpit lab test` after `solution` is written; never shown to learners.
+    pub solution_script: Option<String>,
     /// Where it came from: `built-in` or the folder it was loaded from.
     pub source: String,
 }

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod dockerfile;
 pub mod judge;
+pub mod killercoda;
 pub mod lab;
 pub mod load;
 pub mod manifest;

@@ -302,11 +302,13 @@ impl<'a> Validator<'a> {
         }
         let starter = self.tree("starter/");
         let solution = self.tree("solution/");
-        if solution.is_empty() {
+        let setup = self.script(manifest.setup.as_ref(), "setup");
+        let solution_script = self.script(manifest.solution_script.as_ref(), "solution_script");
+        if solution.is_empty() && manifest.solution_script.is_none() {
             self.problems.push(problem(
                 "solution/",
                 None,
-                "is missing or empty: `sandpit lab test` needs a reference solution".into(),
+                "is missing or empty (and there is no solution_script): `sandpit lab test` needs a reference solution".into(),
             ));
         }
         Some(Lab {
@@ -321,8 +323,17 @@ impl<'a> Validator<'a> {
             steps,
             starter,
             solution,
+            setup,
+            solution_script,
             source: options.source.clone(),
         })
+    }
+
+    /// A lab-level script named by `field` (`setup = "setup.sh"`).
+    fn script(&mut self, rel: Option<&toml::Spanned<String>>, field: &str) -> Option<String> {
+        let rel = rel?;
+        let line = Some(line_of(self.text, rel.span().start));
+        self.text_file(rel.get_ref(), line, field)
     }
 
     /// A UTF-8 file of the folder named at `offset` of lab.toml.

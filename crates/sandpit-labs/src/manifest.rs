@@ -24,6 +24,12 @@ pub struct Manifest {
     pub ttl_minutes: Option<Spanned<u64>>,
     #[serde(default)]
     pub limits: LabLimits,
+    /// A bash script of the lab folder run once in a new session's workspace, as the learner,
+    /// after the starter files are written (and by `sandpit lab test` before judging).
+    pub setup: Option<Spanned<String>>,
+    /// A bash script of the lab folder that `sandpit lab test` runs over the starter (after
+    /// `solution/`, which it makes optional) to solve the lab.
+    pub solution_script: Option<Spanned<String>>,
     pub steps: Vec<StepManifest>,
 }
 

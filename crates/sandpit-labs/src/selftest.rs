@@ -1,7 +1,7 @@
 //! `sandpit lab test`: the reference solution must pass every step and the starter must fail
 //! at least one check, each judged in a fresh sandbox exactly as a learner's would be.
 
-use sandpit_sandbox::{Backend, Sandbox, SandboxError, SandboxSpec};
+use sandpit_sandbox::{Backend, ProcessLimits, ProcessSpec, Sandbox, SandboxError, SandboxSpec};
 
 use crate::judge::{Outcome, judge_step};
 use crate::lab::{Files, Lab};
@@ -26,10 +26,55 @@ pub async fn write_files(sandbox: &dyn Sandbox, files: &Files) -> Result<(), San
     Ok(())
 }
 
+/// How long a lab's setup or solution script may run.
+const SCRIPT_WALL_MS: u64 = 120_000;
+
+/// Runs a lab-level script (`setup`, `solution_script`) with bash in the workspace, as the
+/// learner. `Err(why)` inside `Ok` when it ran but failed (exit status and its last output).
+pub async fn run_script(
+    sandbox: &dyn Sandbox,
+    script: &str,
+) -> Result<Result<(), String>, SandboxError> {
+    let mut spec = ProcessSpec::new(["/bin/bash", "-c", script]);
+    spec.limits = ProcessLimits {
+        wall_ms: Some(SCRIPT_WALL_MS),
+        cpu_ms: Some(SCRIPT_WALL_MS),
+        ..ProcessLimits::default()
+    };
+    let out = match sandbox.spawn(spec).await {
+        Ok(p) => p.output(b"").await?,
+        Err(SandboxError::Spawn(why)) => return Ok(Err(format!("could not start: {why}"))),
+        Err(e) => return Err(e),
+    };
+    if out.exit.code == Some(0) {
+        return Ok(Ok(()));
+    }
+    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    let output = output.trim();
+    let tail: String = {
+        let skip = output.chars().count().saturating_sub(400);
+        output.chars().skip(skip).collect()
+    };
+    let how = match (out.exit.code, out.exit.signal, out.exit.limit) {
+        (_, _, Some(limit)) => format!("was stopped by its {limit:?} limit"),
+        (Some(code), _, _) => format!("exited with code {code}"),
+        (None, Some(signal), _) => format!("was killed by signal {signal}"),
+        (None, None, None) => "ended without a status".into(),
+    };
+    Ok(Err(if tail.is_empty() {
+        how
+    } else {
+        format!("{how}: {tail}")
+    }))
+}
+
 /// Each step's outcome with one set of files.
 #[derive(Debug)]
 pub struct Judged {
     pub steps: Vec<(String, Outcome)>,
+    /// The lab's setup or solution script that failed, and how.
+    pub script_failures: Vec<String>,
 }
 
 impl Judged {
@@ -53,6 +98,11 @@ impl LabTest {
                 "the starter passes every check: a learner would be done before starting".into(),
             );
         }
+        for (files, judged) in [("starter", &self.starter), ("solution", &self.solution)] {
+            for f in &judged.script_failures {
+                problems.push(format!("with the {files}, {f}"));
+            }
+        }
         for (step, outcome) in &self.solution.steps {
             for f in &outcome.failures {
                 problems.push(format!(
@@ -72,20 +122,36 @@ pub async fn test_lab(
     lab: &Lab,
     spec: &SandboxSpec,
 ) -> Result<LabTest, SandboxError> {
-    let starter = judge_all(backend, lab, spec, &lab.starter).await?;
-    let solution = judge_all(backend, lab, spec, &lab.solved_files()).await?;
+    let starter = judge_all(backend, lab, spec, false).await?;
+    let solution = judge_all(backend, lab, spec, true).await?;
     Ok(LabTest { starter, solution })
 }
 
+/// A new sandbox as a learner's session gets it (starter, then setup), solved when asked
+/// (`solution/` written over it, then the solution script), then every step judged.
 async fn judge_all(
     backend: &dyn Backend,
     lab: &Lab,
     spec: &SandboxSpec,
-    files: &Files,
+    solved: bool,
 ) -> Result<Judged, SandboxError> {
     let sandbox = backend.create(spec).await?;
     let result = async {
-        write_files(sandbox.as_ref(), files).await?;
+        let mut script_failures = Vec::new();
+        write_files(sandbox.as_ref(), &lab.starter).await?;
+        if let Some(setup) = &lab.setup
+            && let Err(why) = run_script(sandbox.as_ref(), setup).await?
+        {
+            script_failures.push(format!("the setup script {why}"));
+        }
+        if solved {
+            write_files(sandbox.as_ref(), &lab.solution).await?;
+            if let Some(script) = &lab.solution_script
+                && let Err(why) = run_script(sandbox.as_ref(), script).await?
+            {
+                script_failures.push(format!("the solution script {why}"));
+            }
+        }
         let mut steps = Vec::new();
         for step in &lab.steps {
             steps.push((
@@ -93,7 +159,10 @@ async fn judge_all(
                 judge_step(sandbox.as_ref(), step, None).await?,
             ));
         }
-        Ok(Judged { steps })
+        Ok(Judged {
+            steps,
+            script_failures,
+        })
     }
     .await;
     if let Err(e) = sandbox.destroy().await {

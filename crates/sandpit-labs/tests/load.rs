@@ -203,3 +203,26 @@ fn every_built_in_lab_loads() {
             >= 3
     );
 }
+
+#[test]
+fn setup_and_solution_scripts_are_read_and_a_script_may_replace_solution_files() {
+    let manifest = GOOD.replace(
+        "tags = [\"shell\"]\n",
+        "tags = [\"shell\"]\nsetup = \"setup.sh\"\nsolution_script = \"solve.sh\"\n",
+    );
+    let mut f = folder(&manifest);
+    f.remove("solution/hello.txt");
+    f.insert("setup.sh".into(), b"echo seed > seed.txt\n".to_vec());
+    f.insert("solve.sh".into(), b"echo hi > hello.txt\n".to_vec());
+    let lab = load(&f, &options()).unwrap();
+    assert_eq!(lab.setup.as_deref(), Some("echo seed > seed.txt\n"));
+    assert_eq!(
+        lab.solution_script.as_deref(),
+        Some("echo hi > hello.txt\n")
+    );
+    assert!(lab.solution.is_empty());
+
+    f.remove("solve.sh");
+    let p = load(&f, &options()).unwrap_err();
+    has(&p, Some(7), "solution_script: no such file \"solve.sh\"");
+}

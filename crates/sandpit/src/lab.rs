@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use sandpit_labs::judge::CheckStatus;
+use sandpit_labs::killercoda;
 use sandpit_labs::selftest::{Judged, test_lab};
 use sandpit_labs::{Catalog, Lab, Problem};
 use sandpit_sandbox::{SandboxSpec, WorkspaceSpec};
@@ -53,6 +54,53 @@ pub fn validate(dirs: &[PathBuf], built_in: bool) -> anyhow::Result<()> {
         bail!("some labs have problems (listed above)");
     }
     Ok(())
+}
+
+/// `sandpit lab import killercoda DIR`: the scenario as a lab folder in `out` (default
+/// `./<slug>`), what could not be mapped, then the folder validated as `lab validate` does.
+pub fn import_killercoda(dir: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+    let files = sandpit_labs::load::read_dir(dir).map_err(|problems| {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| located(&dir.display().to_string(), p))
+            .collect();
+        anyhow::anyhow!("cannot read the scenario:\n{}", lines.join("\n"))
+    })?;
+    let name = std::fs::canonicalize(dir)
+        .with_context(|| format!("cannot find the scenario folder {}", dir.display()))?
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let imported = killercoda::import(&files, &name)
+        .with_context(|| format!("cannot import {} as a Killercoda scenario", dir.display()))?;
+    let out = out.map_or_else(|| PathBuf::from(&imported.slug), Path::to_path_buf);
+    if std::fs::read_dir(&out).is_ok_and(|mut entries| entries.next().is_some()) {
+        bail!(
+            "{} is not empty: name another folder with --out",
+            out.display()
+        );
+    }
+    for (rel, data) in &imported.files {
+        let path = out.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot make {}", parent.display()))?;
+        }
+        std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "imported {} as lab {:?} into {}: {} file(s), {} note(s)",
+        dir.display(),
+        imported.slug,
+        out.display(),
+        imported.files.len(),
+        imported.report.notes.len()
+    );
+    for note in &imported.report.notes {
+        println!("  {note}");
+    }
+    println!();
+    validate(&[out], false)
 }
 
 pub async fn test(config: Config, dirs: &[PathBuf], built_in: bool) -> anyhow::Result<()> {

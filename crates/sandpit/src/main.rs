@@ -70,6 +70,22 @@ enum LabCommand {
     Validate(LabArgs),
     /// Judge each lab's starter (it must fail) and solution (it must pass) in real sandboxes.
     Test(LabArgs),
+    /// Turn another platform's content into a lab folder, report what could not be mapped,
+    /// and validate the result.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// A Killercoda scenario: a folder with index.json, its step markdown and scripts.
+    Killercoda {
+        /// The scenario folder.
+        dir: PathBuf,
+        /// Where to write the lab folder (default: ./<slug>); must be empty or absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -144,6 +160,9 @@ fn cli_main() -> anyhow::Result<()> {
     if let Command::Lab(LabCommand::Validate(args)) = &command {
         return lab::validate(&args.dirs, args.built_in);
     }
+    if let Command::Lab(LabCommand::Import(ImportCommand::Killercoda { dir, out })) = &command {
+        return lab::import_killercoda(dir, out.as_deref());
+    }
     let config = Config::load(cli.config.as_deref())?;
     if let Command::Config(ConfigCommand::Show) = command {
         println!("{:#}", serde_json::to_value(&config)?);
@@ -196,7 +215,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             images::build(&config, dir, mirror).await
         }
         Command::Images(ImagesCommand::List { dir }) => images::list(&config, dir).await,
-        Command::Config(_) | Command::Lab(LabCommand::Validate(_)) => {
+        Command::Config(_) | Command::Lab(LabCommand::Validate(_) | LabCommand::Import(_)) => {
             unreachable!("handled before the runtime starts")
         }
     }

@@ -531,6 +531,15 @@ impl Sessions {
                 sandpit_labs::selftest::write_files(sandbox, &lab.starter)
                     .await
                     .map_err(sandbox_error)?;
+                // A failing setup leaves the learner a workspace that the lab's own test
+                // (`sandpit lab test`) would have flagged: logged, and the session goes on.
+                if let Some(setup) = &lab.setup
+                    && let Err(why) = sandpit_labs::selftest::run_script(sandbox, setup)
+                        .await
+                        .map_err(sandbox_error)?
+                {
+                    tracing::warn!(lab = %lab.slug, session.id = %session.id, why, "the lab's setup script failed");
+                }
                 Ok(lab.starter.len())
             }
             None => write_defaults(sandbox, &session.environment).await,

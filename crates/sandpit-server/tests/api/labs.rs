@@ -606,3 +606,36 @@ hint = "create it"
         .await;
     assert_eq!(again.body["status"], "running");
 }
+
+#[tokio::test]
+async fn a_killercoda_scenario_in_labs_dirs_is_served_with_its_setup() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sandpit-labs/tests/killercoda/linux-logs");
+    let app = TestApp::spawn_with(|c| c.labs.dirs = vec![scenario]).await;
+    let (_, token) = app.signup("grace").await;
+    let (_, session) = start(&app, &token, "linux-logs").await;
+    // The scenario's background scripts (the lab's setup) ran at the session's start: the
+    // logs they write are in the workspace, next to the starter files (its assets).
+    for path in ["logs/app.log", "notes-step2.txt", "count.sh"] {
+        let file = app
+            .get(
+                &format!("/api/v1/sessions/{session}/files/{path}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(file.status, StatusCode::OK, "{path}: {}", file.body);
+    }
+    let attempt = judge(&app, &token, &session, Some("step1")).await;
+    assert_eq!(attempt["passed"], false, "{attempt}");
+    assert_eq!(attempt["failures"][0]["code"], "step1-verify");
+    put_file(
+        &app,
+        &token,
+        &session,
+        "errors.txt",
+        b"2026-12-01 09:00:02 ERROR disk full on /var\n2026-12-01 09:00:04 ERROR request timed out\n",
+    )
+    .await;
+    let attempt = judge(&app, &token, &session, Some("step1")).await;
+    assert_eq!(attempt["passed"], true, "{attempt}");
+}

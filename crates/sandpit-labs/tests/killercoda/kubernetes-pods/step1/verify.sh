@@ -1,0 +1,1 @@
+kubectl get pod web -o jsonpath='{.status.phase}' | grep -q Running
