@@ -82,6 +82,20 @@ impl Api {
         (status, value)
     }
 
+    /// Starts the shell-basics lab on `server`; the session's id.
+    async fn start_shell_basics(&self, server: &Server) -> String {
+        let (status, started) = self
+            .call(
+                server,
+                "POST",
+                "/api/v1/labs/shell-basics/start",
+                Some(json!({})),
+            )
+            .await;
+        assert!(status.is_success(), "{started}");
+        started["session"]["id"].as_str().unwrap().to_owned()
+    }
+
     /// POSTs `body` to `path` in a task of its own, for a request that is to be cut off: its
     /// status and JSON body (null when there is none).
     fn post_in_background(
@@ -306,16 +320,7 @@ async fn one_session_through_two_replicas_and_the_loss_of_one() {
 
     // Signed up on A, the token works on B: one store, one signing secret.
     let api = signup(&a, "ada").await;
-    let (status, started) = api
-        .call(
-            &a,
-            "POST",
-            "/api/v1/labs/shell-basics/start",
-            Some(json!({})),
-        )
-        .await;
-    assert!(status.is_success(), "{started}");
-    let session = started["session"]["id"].as_str().unwrap().to_owned();
+    let session = api.start_shell_basics(&a).await;
 
     // A token revoked on A is refused by B well within B's credential cache lifetime (30 s):
     // the revocation reaches B as a cluster event, not by the cache expiring.
@@ -651,16 +656,7 @@ async fn a_replica_killed_mid_judge_or_mid_upload_loses_no_acknowledged_write() 
     let mut a = replica(root, "a", &pg, 1_900_302_000).await;
     let mut b = replica(root, "b", &pg, 1_900_302_300).await;
     let api = signup(&a, "hopper").await;
-    let (status, started) = api
-        .call(
-            &a,
-            "POST",
-            "/api/v1/labs/shell-basics/start",
-            Some(json!({})),
-        )
-        .await;
-    assert!(status.is_success(), "{started}");
-    let session = started["session"]["id"].as_str().unwrap().to_owned();
+    let session = api.start_shell_basics(&a).await;
 
     // Acknowledged through B (forwarded to A, which holds the sandbox): a file, and an attempt.
     assert!(api.write(&b, &session, "kept.txt", "acknowledged\n").await);

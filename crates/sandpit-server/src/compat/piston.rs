@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -21,10 +21,11 @@ use uuid::Uuid;
 use super::judge0::catalog::version_number;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::runs::model::{Plan, Stage, StageStatus};
+use crate::runs::model::{
+    Encoding, Plan, RequestedLimits, RunFile, RunRequest, Stage, StageStatus,
+};
 use crate::runs::runtimes::{Registry, Runtime};
 use crate::state::AppState;
-use sandpit_sandbox::WorkspacePath;
 
 /// Piston's names for sandpit's runtimes: `(sandpit runtime, Piston language, its aliases,
 /// Piston's runtime name when it differs)`.
@@ -45,15 +46,10 @@ const NAMES: &[(&str, &str, &[&str], Option<&str>)] = &[
 ];
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/piston/api/v2/runtimes", get(runtimes))
-        .route("/piston/api/v2/execute", post(execute))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.config.runs.max_request_bytes,
-        ))
-        .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
-        .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
-        .layer(from_fn(basic_auth))
+        .route("/piston/api/v2/execute", post(execute));
+    super::with_api_layers(routes, state).layer(from_fn(basic_auth))
 }
 
 /// HTTP Basic credentials are read as `Bearer <password>`: the token is the password.
@@ -194,7 +190,7 @@ async fn execute(
     if !matches {
         return Err(unknown());
     }
-    let plan = plan(&state, runtime, req)?;
+    let plan = plan(&state, registry, runtime, req)?;
     let compiled = runtime.compiled;
     let result = state.runs.execute(Uuid::now_v7(), plan).await?;
     let mut answer = json!({"language": name, "version": installed});
@@ -210,102 +206,87 @@ async fn execute(
     Ok(axum::Json(answer))
 }
 
-fn plan(state: &AppState, runtime: &Runtime, req: ExecuteRequest) -> Result<Plan, PistonError> {
+/// The request as a runs request, validated as `POST /api/v1/runs` validates one (files as
+/// workspace paths, the first the program, limits within the maximum). Piston's own ranges
+/// are checked first so a refusal names Piston's field.
+fn plan(
+    state: &AppState,
+    registry: &Registry,
+    runtime: &Runtime,
+    req: ExecuteRequest,
+) -> Result<Plan, PistonError> {
     let runs = &state.config.runs;
-    let (default, max) = (&runs.default_limits, &runs.max_limits);
+    let max = &runs.max_limits;
     if req.files.is_empty() {
         return Err(bad("files must be a non-empty array"));
     }
-    if req.files.len() > runs.max_files {
-        return Err(bad(format!("at most {} files", runs.max_files)));
-    }
-    let mut files: Vec<(WorkspacePath, Vec<u8>)> = Vec::new();
+    let mut files = Vec::with_capacity(req.files.len());
     for (i, file) in req.files.into_iter().enumerate() {
-        let content = match file.encoding.as_deref().unwrap_or("utf8") {
-            "utf8" => file.content.into_bytes(),
-            "base64" => STANDARD
-                .decode(file.content.as_bytes())
-                .map_err(|_| bad(format!("files[{i}].content is not valid base64")))?,
-            "hex" => hex(&file.content)
-                .ok_or_else(|| bad(format!("files[{i}].content is not valid hex")))?,
+        let (content, encoding) = match file.encoding.as_deref().unwrap_or("utf8") {
+            "utf8" => (file.content, Encoding::Utf8),
+            "base64" => (file.content, Encoding::Base64),
+            "hex" => {
+                let bytes = hex::decode(&file.content)
+                    .map_err(|_| bad(format!("files[{i}].content is not valid hex")))?;
+                (STANDARD.encode(bytes), Encoding::Base64)
+            }
             other => {
                 return Err(bad(format!(
                     "files[{i}].encoding {other:?} is not utf8, base64 or hex"
                 )));
             }
         };
-        // The first file is the program: under the runtime's source name unless it has one.
-        let name = match (i, file.name) {
-            (_, Some(name)) => name,
-            (0, None) => runtime.config.source_file.clone(),
-            (i, None) => format!("file{i}.code"),
-        };
-        let path = WorkspacePath::parse(&name).map_err(|e| bad(format!("files[{i}].name: {e}")))?;
-        if files.iter().any(|(p, _)| *p == path) {
-            return Err(bad(format!("{path} is given twice")));
-        }
-        files.push((path, content));
-    }
-    let source = WorkspacePath::parse(&runtime.config.source_file)
-        .map_err(|e| PistonError::from(ApiError::internal(anyhow::anyhow!("{e}"))))?;
-    if !files.iter().any(|(p, _)| *p == source) {
-        files[0].0 = source;
-    }
-    if req.args.iter().any(|a| a.contains('\0')) {
-        return Err(bad("args must not contain NUL bytes"));
+        // Piston names unnamed files itself; the first is the program either way.
+        let name = file.name.unwrap_or_else(|| match i {
+            0 => runtime.config.source_file.clone(),
+            i => format!("file{i}.code"),
+        });
+        files.push(RunFile {
+            name,
+            content,
+            encoding,
+        });
     }
     // Piston's -1 (or no value) is the configured default.
-    let within =
-        |name: &str, value: Option<i64>, default: u64, max: u64| -> Result<u64, PistonError> {
-            match value {
-                None | Some(-1) => Ok(default),
-                Some(v) if v >= 1 && v as u64 <= max => Ok(v as u64),
-                Some(_) => Err(bad(format!("{name} must be between 1 and {max} (or -1)"))),
-            }
-        };
+    let within = |name: &str, value: Option<i64>, max: u64| -> Result<Option<u64>, PistonError> {
+        match value {
+            None | Some(-1) => Ok(None),
+            Some(v) if v >= 1 && v as u64 <= max => Ok(Some(v as u64)),
+            Some(_) => Err(bad(format!("{name} must be between 1 and {max} (or -1)"))),
+        }
+    };
     let c = &runs.compile_limits;
     // The compile step runs under [runs.compile_limits]; what a request asks is checked.
-    within("compile_timeout", req.compile_timeout, c.wall_ms, c.wall_ms)?;
-    within("compile_cpu_time", req.compile_cpu_time, c.cpu_ms, c.cpu_ms)?;
+    within("compile_timeout", req.compile_timeout, c.wall_ms)?;
+    within("compile_cpu_time", req.compile_cpu_time, c.cpu_ms)?;
     within(
         "compile_memory_limit",
         req.compile_memory_limit,
         c.memory_mb << 20,
-        c.memory_mb << 20,
     )?;
-    let limits = crate::config::RunLimits {
-        wall_ms: within("run_timeout", req.run_timeout, default.wall_ms, max.wall_ms)?,
-        cpu_ms: within("run_cpu_time", req.run_cpu_time, default.cpu_ms, max.cpu_ms)?,
+    let limits = RequestedLimits {
+        wall_ms: within("run_timeout", req.run_timeout, max.wall_ms)?,
+        cpu_ms: within("run_cpu_time", req.run_cpu_time, max.cpu_ms)?,
+        // Bytes to MiB, never below the smallest sandbox.
         memory_mb: within(
             "run_memory_limit",
             req.run_memory_limit,
-            default.memory_mb << 20,
             max.memory_mb << 20,
         )?
-        .div_ceil(1 << 20)
-        .max(16),
-        ..*default
+        .map(|bytes| bytes.div_ceil(1 << 20).max(16)),
+        ..RequestedLimits::default()
     };
-    Ok(Plan {
-        runtime: runtime.clone(),
+    let request = RunRequest {
+        runtime: runtime.name.clone(),
         files,
+        stdin: req.stdin,
         args: req.args,
-        cases: vec![(req.stdin.into_bytes(), None)],
-        has_tests: false,
         limits,
-        compile_args: Vec::new(),
-        merge_stderr: false,
-    })
-}
-
-fn hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+        tests: None,
+    };
+    request
+        .validate(registry, runs)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// A stage as Piston reports it.
@@ -338,20 +319,10 @@ fn stage(s: &Stage) -> Value {
     })
 }
 
+/// `SIGKILL` …, as Piston names a signal (a number without a name: `SIG<n>`).
 fn signal_name(signal: i32) -> String {
-    match signal {
-        1 => "SIGHUP".into(),
-        2 => "SIGINT".into(),
-        6 => "SIGABRT".into(),
-        8 => "SIGFPE".into(),
-        9 => "SIGKILL".into(),
-        11 => "SIGSEGV".into(),
-        13 => "SIGPIPE".into(),
-        15 => "SIGTERM".into(),
-        24 => "SIGXCPU".into(),
-        25 => "SIGXFSZ".into(),
-        n => format!("SIG{n}"),
-    }
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("SIG{signal}"), |s| s.as_str().to_owned())
 }
 
 #[cfg(test)]
@@ -359,11 +330,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_contents_decode_or_are_refused() {
-        assert_eq!(hex("68690a"), Some(b"hi\n".to_vec()));
-        assert_eq!(hex("6"), None);
-        assert_eq!(hex("zz"), None);
+    fn signals_have_their_names() {
         assert_eq!(signal_name(9), "SIGKILL");
-        assert_eq!(signal_name(31), "SIG31");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(40), "SIG40");
     }
 }

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -48,7 +48,7 @@ pub const KIND: &str = "judge0";
 const WAIT_SLACK: Duration = Duration::from_secs(30);
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/judge0/about", get(about))
         .route("/judge0/config_info", get(config_info))
         .route("/judge0/statuses", get(statuses))
@@ -59,14 +59,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/judge0/submissions/batch",
             post(create_batch).get(get_batch),
         )
-        .route("/judge0/submissions/{token}", get(get_one))
-        // A submission or a batch: as large as one run request may be.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.config.runs.max_request_bytes,
-        ))
-        .layer(from_fn_with_state(state.clone(), crate::limits::limit_api))
-        .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
-        .layer(from_fn(auth_token_header))
+        .route("/judge0/submissions/{token}", get(get_one));
+    super::with_api_layers(routes, state).layer(from_fn(auth_token_header))
 }
 
 /// Judge0's `X-Auth-Token` is read as a bearer token when no `Authorization` is sent.
@@ -493,16 +487,21 @@ const CALLBACK_TRIES: u32 = 3;
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs stored submissions, like Judge0's workers.
-pub struct SubmissionJob(pub AppState);
+pub struct SubmissionJob {
+    state: AppState,
+    /// Sends callbacks: no redirects (an allowed host must not bounce the call to one that
+    /// is not), a timeout per try. `None`: it could not be built, and callbacks are not sent.
+    callbacks: Option<reqwest::Client>,
+}
 
 #[async_trait]
 impl Handler for SubmissionJob {
     fn concurrency(&self) -> usize {
-        self.0.runs.max_concurrent()
+        self.state.runs.max_concurrent()
     }
 
     async fn run(&self, ctx: JobContext) -> std::result::Result<Value, Failure> {
-        let state = &self.0;
+        let state = &self.state;
         let submission: Submission = serde_json::from_value(ctx.job().input.clone())
             .map_err(|e| Failure::fatal("invalid_submission", e.to_string()))?;
         let registry = state.runs.registry().await.map_err(failure)?;
@@ -520,8 +519,8 @@ impl Handler for SubmissionJob {
                 Outcome::of_run(&result, &submission)
             }
         };
-        if let Some(url) = &submission.callback_url {
-            callback(state, ctx.job(), &submission, &outcome, url).await;
+        if let (Some(url), Some(client)) = (&submission.callback_url, &self.callbacks) {
+            callback(state, client, ctx.job(), &submission, &outcome, url).await;
         }
         serde_json::to_value(&outcome)
             .map_err(|e| Failure::retryable("internal_error", e.to_string()))
@@ -541,6 +540,7 @@ fn failure(e: ApiError) -> Failure {
 /// the submission's failure.
 async fn callback(
     state: &AppState,
+    client: &reqwest::Client,
     job: &Job,
     submission: &Submission,
     outcome: &Outcome,
@@ -558,18 +558,6 @@ async fn callback(
         language_name: None,
     }
     .render(outcome::DEFAULT_FIELDS, submission.base64_encoded);
-    // No redirects: an allowed host must not bounce the call to one that is not.
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(CALLBACK_TIMEOUT)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "judge0 callback client");
-            return;
-        }
-    };
     for attempt in 1..=CALLBACK_TRIES {
         match client.put(url).json(&body).send().await {
             Ok(res) if res.status().is_success() => return,
@@ -586,5 +574,14 @@ async fn callback(
 
 /// The handler, for the worker pool.
 pub fn handler(state: &AppState) -> Arc<dyn Handler> {
-    Arc::new(SubmissionJob(state.clone()))
+    let callbacks = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(CALLBACK_TIMEOUT)
+        .build()
+        .inspect_err(|e| tracing::warn!(error = %e, "judge0 callbacks are off: no HTTP client"))
+        .ok();
+    Arc::new(SubmissionJob {
+        state: state.clone(),
+        callbacks,
+    })
 }

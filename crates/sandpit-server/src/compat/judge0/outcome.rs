@@ -50,8 +50,11 @@ impl Outcome {
 
     /// Judge0's reading of a run of `submission`.
     pub fn of_run(result: &RunResult, submission: &Submission) -> Self {
-        let mut outcome = Self::internal(String::new());
-        outcome.message = None;
+        // Filled in below from the stages; an Internal Error only if nothing ran.
+        let mut outcome = Self {
+            message: None,
+            ..Self::internal(String::new())
+        };
         if let Some(compile) = &result.compile {
             let text = format!("{}{}", compile.stdout, compile.stderr);
             outcome.compile_output = (!text.is_empty()).then_some(text);
